@@ -14,8 +14,7 @@ def repo_root() -> Path:
     if (candidate / "pyproject.toml").exists() and (candidate / "notebooks").is_dir():
         return candidate
     raise RuntimeError(
-        "lessons_src is not installed from a course checkout. "
-        "From the repository folder run: pip install -e ."
+        "lessons_src is not installed from a course checkout. From the repository folder run: pip install -e ."
     )
 
 

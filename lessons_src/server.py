@@ -1,0 +1,238 @@
+"""Start, find, stop and reset the course's own local Prefect server (SQLite, course-local PREFECT_HOME)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+
+from lessons_src.paths import course_home
+
+HOST = "127.0.0.1"
+DEFAULT_PORT = 4200
+PORT_RANGE = range(4200, 4300)
+START_TIMEOUT_S = 90.0  # the first start migrates a fresh SQLite database, which takes longer
+START_COMMAND = "python -m lessons_src server start"
+
+# Settings the course server runs with. Tag limits poll for free slots every
+# `tag_concurrency_slot_wait_seconds` (Prefect's default is 10 s); the classroom value is 0.5 s.
+SERVER_SETTINGS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_TASKS_TAG_CONCURRENCY_SLOT_WAIT_SECONDS": "0.5",
+    "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
+}
+
+
+class CourseServerError(RuntimeError):
+    """The course's Prefect server could not be started or reached; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """Where a running course server listens and which process it is."""
+
+    pid: int
+    port: int
+    home: str
+
+    @property
+    def url(self) -> str:
+        """Base address of the server (the UI is served here)."""
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        """The address Prefect clients use (`PREFECT_API_URL`)."""
+        return f"{self.url}/api"
+
+
+def prefect_home() -> Path:
+    """Return the course-local PREFECT_HOME (never the learner's ~/.prefect)."""
+    home = course_home() / "prefect_home"
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def _state_file() -> Path:
+    return course_home() / "server.json"
+
+
+def _log_file() -> Path:
+    return course_home() / "server.log"
+
+
+def is_healthy(port: int, timeout: float = 1.0) -> bool:
+    """Return True when a Prefect server answers its health check on this port."""
+    try:
+        response = httpx.get(f"http://{HOST}:{port}/api/health", timeout=timeout)
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200 and response.json() is True
+
+
+def _pid_alive(pid: int) -> bool:
+    """Return True for a live process (a finished one waiting to be reaped counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def _read_state() -> ServerInfo | None:
+    try:
+        return ServerInfo(**json.loads(_state_file().read_text()))
+    except (FileNotFoundError, json.JSONDecodeError, TypeError):
+        return None
+
+
+def running_server() -> ServerInfo | None:
+    """Return the course server recorded in the state file if it is alive and healthy, else None."""
+    info = _read_state()
+    if info and _pid_alive(info.pid) and is_healthy(info.port):
+        return info
+    return None
+
+
+def choose_port(preferred: int = DEFAULT_PORT) -> int:
+    """Return the preferred port if free, otherwise the first free port in the course's range."""
+    for port in [preferred, *PORT_RANGE]:
+        if _port_free(port):
+            return port
+    raise CourseServerError(
+        f"No free port between {PORT_RANGE.start} and {PORT_RANGE.stop - 1} on {HOST}. "
+        "Stop other Prefect servers (`prefect server stop`) or free a port, then run: " + START_COMMAND
+    )
+
+
+def _server_env(port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(SERVER_SETTINGS)
+    env["PREFECT_HOME"] = str(prefect_home())
+    env["PREFECT_API_URL"] = f"http://{HOST}:{port}/api"
+    return env
+
+
+def _log_tail(lines: int = 15) -> str:
+    try:
+        return "\n".join(_log_file().read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no server log)"
+
+
+def start_server(port: int | None = None, timeout: float = START_TIMEOUT_S) -> ServerInfo:
+    """Start the course server in the background, or return the healthy one already running."""
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError(f"port must be between 1 and 65535, got {port!r}")
+    existing = running_server()
+    if existing:
+        return existing
+    previous = _read_state()
+    port = choose_port(port or (previous.port if previous else DEFAULT_PORT))
+    with open(_log_file(), "ab") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "prefect",
+                "server",
+                "start",
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+                "--analytics-off",
+            ],
+            env=_server_env(port),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    info = ServerInfo(pid=process.pid, port=port, home=str(prefect_home()))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise CourseServerError(
+                f"The Prefect server exited at start (code {process.returncode}). Last lines of "
+                f"{_log_file()}:\n{_log_tail()}\nFix the cause above, then run: {START_COMMAND}"
+            )
+        if is_healthy(port):
+            _state_file().write_text(json.dumps(asdict(info)))
+            return info
+        time.sleep(0.2)
+    _terminate(process.pid)
+    raise CourseServerError(
+        f"The Prefect server did not answer within {timeout:.0f} s. Last lines of {_log_file()}:\n"
+        f"{_log_tail()}\nTry again with: {START_COMMAND}"
+    )
+
+
+def _terminate(pid: int, grace: float = 10.0) -> None:
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.waitpid(pid, os.WNOHANG)  # reap it if this process started it
+        except ChildProcessError:
+            pass
+        if not _pid_alive(pid):
+            return
+        time.sleep(0.1)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def stop_server() -> bool:
+    """Stop the course server if it runs; return True when one was stopped."""
+    info = _read_state()
+    _state_file().unlink(missing_ok=True)
+    if info and _pid_alive(info.pid):
+        _terminate(info.pid)
+        return True
+    return False
+
+
+def reset_server() -> ServerInfo | None:
+    """Wipe the course database (flows, runs, limits, variables); restart the server if it was running."""
+    was_running = stop_server()
+    shutil.rmtree(prefect_home(), ignore_errors=True)
+    prefect_home()
+    return start_server() if was_running else None
+
+
+def server_status() -> str:
+    """Return one line saying whether the course server runs and where."""
+    info = running_server()
+    if info:
+        return f"running: UI {info.url}  API {info.api_url}  (pid {info.pid}, home {info.home})"
+    return f"not running. Start it with: {START_COMMAND}"

@@ -1,0 +1,105 @@
+"""Lifecycle of the course server, in a temporary COURSE_HOME so a learner's running server is never touched."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+
+import pytest
+
+from lessons_src import server
+from lessons_src.cli import main
+
+
+@pytest.fixture(scope="module")
+def temp_home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("course_home")
+    previous = os.environ.get("COURSE_HOME")
+    os.environ["COURSE_HOME"] = str(home)
+    yield home
+    server.stop_server()
+    if previous is None:
+        os.environ.pop("COURSE_HOME", None)
+    else:
+        os.environ["COURSE_HOME"] = previous
+
+
+@pytest.fixture(scope="module")
+def started(temp_home):
+    return server.start_server()
+
+
+def test_start_uses_a_course_local_prefect_home_and_answers_health(started, temp_home):
+    assert started.home == str(temp_home / "prefect_home")
+    assert (temp_home / "prefect_home" / "prefect.db").exists()
+    assert server.is_healthy(started.port)
+    assert started.api_url == f"http://127.0.0.1:{started.port}/api"
+
+
+def test_second_start_reuses_the_running_server(started):
+    again = server.start_server()
+    assert again == started
+
+
+def test_status_reports_running_and_cli_exit_codes(started, capsys):
+    assert "running" in server.server_status()
+    assert main(["server", "status"]) == 0
+    assert started.url in capsys.readouterr().out
+
+
+def test_a_taken_port_makes_the_server_choose_another():
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        taken = blocker.getsockname()[1]
+        chosen = server.choose_port(taken)
+    assert chosen != taken
+    assert chosen in server.PORT_RANGE
+
+
+def test_invalid_port_is_rejected_with_a_clear_message():
+    with pytest.raises(ValueError, match="between 1 and 65535"):
+        server.start_server(port=70000)
+
+
+def test_stale_state_file_is_not_trusted(temp_home, started):
+    state = temp_home / "server.json"
+    saved = state.read_text()
+    state.write_text(json.dumps({"pid": 999_999, "port": started.port, "home": started.home}))
+    assert server.running_server() is None
+    state.write_text("not json")
+    assert server.running_server() is None
+    state.write_text(saved)
+    assert server.running_server() == started
+
+
+def test_setup_restarts_a_stopped_server_and_says_so(started, capsys, monkeypatch):
+    from lessons_src import setup
+
+    for name in ("PREFECT_API_URL", "PREFECT_HOME"):  # monkeypatch restores the test process's settings afterwards
+        monkeypatch.setenv(name, os.environ.get(name, ""))
+    assert server.stop_server()
+    assert "not running" in server.server_status()
+    info = setup()
+    out = capsys.readouterr().out
+    assert "started the course server" in out
+    assert info.url in out
+    assert os.environ["PREFECT_API_URL"] == info.api_url
+    setup()
+    assert "already running" in capsys.readouterr().out
+
+
+def test_reset_wipes_the_database_and_restarts(temp_home):
+    marker = temp_home / "prefect_home" / "marker.txt"
+    marker.write_text("learner data")
+    info = server.reset_server()
+    assert info is not None and server.is_healthy(info.port)
+    assert not marker.exists()
+
+
+def test_stop_is_idempotent(temp_home):
+    server.start_server()
+    assert server.stop_server() is True
+    assert server.stop_server() is False
+    assert main(["server", "status"]) == 1
