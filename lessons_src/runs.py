@@ -1,0 +1,128 @@
+"""Read back what Prefect recorded about a flow run's task runs, through the Prefect client."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
+from prefect.client.schemas.objects import FlowRun, TaskRun
+from prefect.client.schemas.sorting import TaskRunSort
+from prefect.states import State
+
+
+@dataclass(frozen=True)
+class TaskRunRecord:
+    """One task run as the Prefect server recorded it."""
+
+    name: str
+    task_key: str
+    state: str
+    start: datetime | None
+    end: datetime | None
+    run_count: int
+    tags: tuple[str, ...]
+
+    @property
+    def seconds(self) -> float | None:
+        """Wall time between the run's start and end, if it ran."""
+        if self.start is None or self.end is None:
+            return None
+        return (self.end - self.start).total_seconds()
+
+
+def flow_run_id_of(run: State | FlowRun | UUID | str) -> UUID:
+    """Return the flow-run id from a flow's final state (`return_state=True`), a FlowRun or an id."""
+    if isinstance(run, State):
+        if run.state_details.flow_run_id is None:
+            raise ValueError("This state belongs to no flow run; call the flow with return_state=True.")
+        return run.state_details.flow_run_id
+    if isinstance(run, FlowRun):
+        return run.id
+    if isinstance(run, UUID):
+        return run
+    if isinstance(run, str):
+        return UUID(run)
+    raise TypeError(
+        "Pass the state a flow returns with `my_flow(return_state=True)`, a FlowRun or a flow-run id, "
+        f"not {type(run).__name__}."
+    )
+
+
+def _record(run: TaskRun) -> TaskRunRecord:
+    return TaskRunRecord(
+        name=run.name,
+        task_key=run.task_key,
+        state=run.state.name if run.state else "Unknown",
+        start=run.start_time,
+        end=run.end_time,
+        run_count=run.run_count,
+        tags=tuple(run.tags),
+    )
+
+
+def read_flow_run(run: State | FlowRun | UUID | str) -> FlowRun:
+    """Return the server's record of a flow run."""
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(flow_run_id_of(run))
+
+
+def task_runs(
+    run: State | FlowRun | UUID | str, expected: int | None = None, timeout: float = 10.0
+) -> list[TaskRunRecord]:
+    """Return a flow run's task runs ordered by start time, waiting until all are final (and `expected` exist)."""
+    flow_run_id = flow_run_id_of(run)
+    flow_filter = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while True:
+            runs = client.read_task_runs(
+                flow_run_filter=flow_filter, sort=TaskRunSort.EXPECTED_START_TIME_ASC, limit=200
+            )
+            settled = all(r.state is not None and r.state.is_final() for r in runs)
+            if settled and (expected is None or len(runs) >= expected):
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"Flow run {flow_run_id} has {len(runs)} task runs recorded (expected {expected}), "
+                    f"{sum(not (r.state and r.state.is_final()) for r in runs)} not final after {timeout:.0f} s."
+                )
+            time.sleep(0.1)
+    records = [_record(r) for r in runs]
+    return sorted(records, key=lambda r: (r.start is None, r.start.timestamp() if r.start else 0.0))
+
+
+def span_seconds(records: list[TaskRunRecord]) -> float:
+    """Return the seconds from the first run's start to the last run's end."""
+    timed = [r for r in records if r.start and r.end]
+    if not timed:
+        raise ValueError("None of these task runs has both a start and an end time.")
+    return (max(r.end for r in timed) - min(r.start for r in timed)).total_seconds()
+
+
+def peak_overlap(records: list[TaskRunRecord]) -> int:
+    """Return the largest number of these runs that were running at the same moment."""
+    events = sorted(
+        [(r.start.timestamp(), 1) for r in records if r.start and r.end]
+        + [(r.end.timestamp(), -1) for r in records if r.start and r.end]
+    )
+    peak = current = 0
+    for _, change in events:  # at equal times an end (-1) sorts before a start (+1)
+        current += change
+        peak = max(peak, current)
+    return peak
+
+
+def flow_run_logs(run: State | FlowRun | UUID | str, contains: str | None = None, timeout: float = 5.0) -> list[str]:
+    """Return the log messages stored for a flow run, waiting up to `timeout` s for one containing `contains`."""
+    log_filter = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id_of(run)]))
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while True:
+            messages = [log.message for log in client.read_logs(log_filter=log_filter)]
+            if contains is None or any(contains in m for m in messages) or time.monotonic() > deadline:
+                return messages
+            time.sleep(0.2)

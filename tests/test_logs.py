@@ -1,0 +1,21 @@
+import logging
+
+from prefect import flow
+from prefect.logging.handlers import PrefectConsoleHandler
+
+from lessons_src.logs import quiet_console
+from lessons_src.runs import flow_run_logs
+
+
+@flow(log_prints=True)
+def chatty() -> None:
+    print("a line for the server")
+
+
+def test_quiet_console_hides_info_but_the_server_still_gets_the_logs(course_server):
+    with quiet_console():
+        handlers = [h for h in logging.getLogger().handlers if isinstance(h, PrefectConsoleHandler)]
+        assert handlers and all(h.level == logging.WARNING for h in handlers)
+        state = chatty(return_state=True)
+    assert all(h.level != logging.WARNING for h in handlers)
+    assert any("a line for the server" in m for m in flow_run_logs(state, contains="a line for the server"))

@@ -1,0 +1,83 @@
+import time
+import uuid
+
+import pytest
+from prefect import flow, task
+
+from lessons_src.runs import flow_run_id_of, flow_run_logs, peak_overlap, read_flow_run, task_runs
+
+
+@task
+def nap(i: int) -> int:
+    time.sleep(0.2)
+    return i
+
+
+@task
+def explode() -> None:
+    raise ValueError("boom")
+
+
+@flow(log_prints=True)
+def fan_out(n: int) -> list[int]:
+    print(f"fanning out {n}")
+    return [f.result() for f in nap.map(range(n))]
+
+
+@flow
+def partly_failing() -> str:
+    explode.submit().wait()
+    nap(1)
+    return "done"
+
+
+def test_task_runs_are_read_back_with_times_states_and_overlap(course_server):
+    state = fan_out(4, return_state=True)
+    runs = task_runs(state, expected=4)
+    assert len(runs) == 4
+    assert all(r.state == "Completed" and r.seconds and r.seconds >= 0.19 for r in runs)
+    assert [r.start for r in runs] == sorted(r.start for r in runs)
+    assert peak_overlap(runs) >= 2
+    assert read_flow_run(state).state_name == "Completed"
+    assert any("fanning out 4" in m for m in flow_run_logs(state, contains="fanning out 4"))
+
+
+def test_failed_task_runs_keep_their_state(course_server):
+    state = partly_failing(return_state=True)
+    assert sorted(r.state for r in task_runs(state, expected=2)) == ["Completed", "Failed"]
+
+
+def test_sequential_runs_do_not_overlap():
+    from datetime import UTC, datetime, timedelta
+
+    from lessons_src.runs import TaskRunRecord
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    runs = [
+        TaskRunRecord("a", "a", "Completed", t0 + timedelta(seconds=i), t0 + timedelta(seconds=i + 1), 1, ())
+        for i in range(3)
+    ]
+    assert peak_overlap(runs) == 1
+
+
+def test_flow_run_id_of_accepts_ids_and_explains_wrong_types():
+    run_id = uuid.uuid4()
+    assert flow_run_id_of(run_id) == run_id
+    assert flow_run_id_of(str(run_id)) == run_id
+    with pytest.raises(TypeError, match="return_state=True"):
+        flow_run_id_of(42)
+
+
+def test_span_covers_first_start_to_last_end_and_needs_timed_runs():
+    from datetime import UTC, datetime, timedelta
+
+    from lessons_src.runs import TaskRunRecord, span_seconds
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    runs = [
+        TaskRunRecord("a", "a", "Completed", t0, t0 + timedelta(seconds=1), 1, ()),
+        TaskRunRecord("b", "b", "Completed", t0 + timedelta(seconds=0.5), t0 + timedelta(seconds=2.5), 1, ()),
+    ]
+    assert span_seconds(runs) == 2.5
+    with pytest.raises(ValueError, match="start and an end"):
+        span_seconds([TaskRunRecord("c", "c", "Pending", None, None, 0, ())])
