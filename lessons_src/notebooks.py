@@ -1,0 +1,82 @@
+"""Keep the course notebooks tidy: generated navigation cells and committed without outputs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from lessons_src.paths import repo_root
+
+NAV_TAG = "navigation"
+
+
+def course_notebooks() -> list[Path]:
+    """Return the course notebooks in reading order: each lesson, then its exercises."""
+    return sorted(
+        (repo_root() / "notebooks").glob("[0-9][0-9]_*.ipynb"), key=lambda p: (p.name[:2], "exercises" in p.stem)
+    )
+
+
+def title_of(path: Path) -> str:
+    """Return the notebook's title: the first `# ` heading of its first non-navigation markdown cell."""
+    for cell in json.loads(path.read_text())["cells"]:
+        if cell["cell_type"] == "markdown" and NAV_TAG not in cell.get("metadata", {}).get("tags", []):
+            for line in "".join(cell["source"]).splitlines():
+                if line.startswith("# "):
+                    return line[2:].strip()
+    raise ValueError(f"{path.name} has no '# Title' line in its first markdown cell")
+
+
+def nav_markdown(path: Path) -> str:
+    """Return the navigation line for a notebook: previous · contents · next."""
+    books = course_notebooks()
+    index = books.index(path)
+    parts = []
+    if index > 0:
+        parts.append(f"< [{title_of(books[index - 1])}]({books[index - 1].name})")
+    parts.append("[Contents](../README.md#contents)")
+    if index < len(books) - 1:
+        parts.append(f"[{title_of(books[index + 1])}]({books[index + 1].name}) >")
+    return " | ".join(parts)
+
+
+def _nav_cell(text: str, cell_id: str) -> dict:
+    return {"cell_type": "markdown", "id": cell_id, "metadata": {"tags": [NAV_TAG]}, "source": [text]}
+
+
+def _stable_id(cell: dict, index: int) -> str:
+    return hashlib.sha1(f"{index}:{''.join(cell['source'])}".encode()).hexdigest()[:8]
+
+
+def tidy(path: Path) -> dict:
+    """Return the notebook with navigation cells at both ends, every cell with an id, and no outputs."""
+    notebook = json.loads(path.read_text())
+    cells = [c for c in notebook["cells"] if NAV_TAG not in c.get("metadata", {}).get("tags", [])]
+    for index, cell in enumerate(cells):
+        cell.setdefault("id", _stable_id(cell, index))
+        if cell["cell_type"] == "code":
+            cell["outputs"], cell["execution_count"] = [], None
+    nav = nav_markdown(path)
+    notebook["cells"] = [_nav_cell(nav, "nav-top"), *cells, _nav_cell(nav, "nav-bottom")]
+    notebook["metadata"].pop("widgets", None)
+    notebook["nbformat"], notebook["nbformat_minor"] = 4, 5
+    return notebook
+
+
+def render(notebook: dict) -> str:
+    """Return the notebook as the JSON text committed to git."""
+    return json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"
+
+
+def untidy_notebooks() -> list[Path]:
+    """Return the notebooks whose committed text differs from their tidied form."""
+    return [p for p in course_notebooks() if p.read_text() != render(tidy(p))]
+
+
+def tidy_all() -> list[Path]:
+    """Tidy every course notebook in place and return those that changed."""
+    changed = untidy_notebooks()
+    for path in changed:
+        path.write_text(render(tidy(path)))
+    return changed

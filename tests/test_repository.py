@@ -1,0 +1,80 @@
+"""The repository's own rules: pins agree, notebooks are tidy and paired, and the README links every notebook."""
+
+import json
+import re
+
+from lessons_src import notebooks
+from lessons_src.exercises import available_pairs
+from lessons_src.paths import repo_root
+
+ROOT = repo_root()
+PIN = re.compile(r"^[\s-]*([A-Za-z0-9_.\-\[\]]+)\s*==\s*([0-9][^\s#;]*)", re.M)
+
+
+def _pins(text: str) -> dict[str, str]:
+    return {name.lower().replace("_", "-"): version for name, version in PIN.findall(text)}
+
+
+def test_requirements_and_environment_pin_the_same_versions():
+    requirements = _pins((ROOT / "requirements.txt").read_text())
+    environment = _pins((ROOT / "environment.yml").read_text())
+    assert requirements == environment
+    assert requirements["prefect"] == "3.8.8"
+
+
+def test_every_pin_agrees_with_the_frozen_constraints():
+    constraints = _pins((ROOT / "constraints.txt").read_text())
+    for name, version in _pins((ROOT / "requirements.txt").read_text()).items():
+        assert constraints.get(name) == version, name
+
+
+def test_committed_notebooks_are_tidy():
+    assert notebooks.untidy_notebooks() == [], "run: python -m lessons_src notebooks tidy"
+
+
+def test_every_lesson_has_an_exercises_notebook_and_an_exercise_module():
+    names = {p.name for p in notebooks.course_notebooks()}
+    lessons = sorted(n for n in names if not n.endswith("_exercises.ipynb"))
+    assert lessons
+    for lesson in lessons:
+        assert lesson.replace(".ipynb", "_exercises.ipynb") in names
+        assert lesson[:2] in available_pairs(), f"no lessons_src/exercises/e{lesson[:2]}_*.py"
+
+
+def test_every_notebook_starts_with_setup_and_tags_deliberate_errors():
+    for path in notebooks.course_notebooks():
+        cells = json.loads(path.read_text())["cells"]
+        first_code = next(c for c in cells if c["cell_type"] == "code")
+        assert "setup(" in "".join(first_code["source"]), path.name
+        for cell in cells:
+            if cell["cell_type"] == "code" and "sys.path" in "".join(cell["source"]):
+                raise AssertionError(f"{path.name}: import lessons_src as a package, never through sys.path")
+
+
+def test_lessons_carry_the_card_and_the_recap():
+    for path in notebooks.course_notebooks():
+        if path.name.endswith("_exercises.ipynb"):
+            continue
+        text = path.read_text()
+        for heading in ("What you will learn", "Prerequisites", "Time:", "Recap", "Next"):
+            assert heading in text, f"{path.name} lacks '{heading}'"
+
+
+def test_readme_links_every_notebook_and_every_link_exists():
+    readme = (ROOT / "README.md").read_text()
+    links = set(re.findall(r"\]\((notebooks/[^)]+\.ipynb)\)", readme))
+    assert links == {f"notebooks/{p.name}" for p in notebooks.course_notebooks()}
+    assert all((ROOT / link).exists() for link in links)
+
+
+def test_ci_runs_the_readme_test_command():
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+    assert "make test" in (ROOT / ".github" / "workflows" / "ci.yml").read_text()
+    assert "make test" in (ROOT / "README.md").read_text()
+
+
+def test_navigation_points_both_ways():
+    books = notebooks.course_notebooks()
+    for before, after in zip(books, books[1:], strict=False):
+        assert f"]({after.name}) >" in notebooks.nav_markdown(before)
+        assert f"< [{notebooks.title_of(before)}]({before.name})" in notebooks.nav_markdown(after)
