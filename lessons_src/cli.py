@@ -1,0 +1,136 @@
+"""The course's command line: `python -m lessons_src server|demo-api|course|test ...`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+
+from lessons_src import server
+from lessons_src.paths import repo_root
+
+
+def _server(action: str) -> int:
+    if action == "start":
+        already = server.running_server()
+        info = already or server.start_server()
+        print(("Already running" if already else "Started") + f": Prefect UI {info.url}  API {info.api_url}")
+    elif action == "stop":
+        print("Stopped the course server." if server.stop_server() else "The course server was not running.")
+    elif action == "status":
+        print("Course server " + server.server_status())
+        return 0 if server.running_server() else 1
+    elif action == "reset":
+        info = server.reset_server()
+        print("Wiped the course database (flows, runs, limits, variables).")
+        print(
+            f"Restarted: Prefect UI {info.url}" if info else "Start the server with: python -m lessons_src server start"
+        )
+    return 0
+
+
+def _demo_api(action: str) -> int:
+    from lessons_src import demo_api
+
+    if action == "start":
+        print(f"Demo API running at {demo_api.start_demo_api().url}")
+    elif action == "stop":
+        demo_api.stop_demo_api()
+        print("Demo API stopped.")
+    elif action == "status":
+        print("Demo API " + demo_api.demo_api_status())
+    return 0
+
+
+def _notebooks(action: str) -> int:
+    from lessons_src import notebooks
+
+    if action == "tidy":
+        changed = notebooks.tidy_all()
+        print("\n".join(f"tidied {p.name}" for p in changed) or "All notebooks already tidy.")
+        return 0
+    untidy = notebooks.untidy_notebooks()
+    for path in untidy:
+        print(f"{path.name}: has outputs or stale navigation; run `python -m lessons_src notebooks tidy`")
+    return 1 if untidy else 0
+
+
+def _jupyter_lab_command() -> list[str]:
+    command = [sys.executable, "-m", "jupyter", "lab", "--notebook-dir", str(repo_root() / "notebooks")]
+    if os.geteuid() == 0:  # JupyterLab refuses to run as root unless told to (containers, CI)
+        command.append("--allow-root")
+    return command
+
+
+def _course() -> int:
+    info = server.running_server() or server.start_server()
+    print(f"Course server running. Prefect UI: {info.url}")
+    print("Opening JupyterLab on notebooks/ (Ctrl+C to quit; the Prefect server keeps running:")
+    print("  stop it with `python -m lessons_src server stop`).")
+    env = {**os.environ, "PREFECT_API_URL": info.api_url, "PREFECT_HOME": str(server.prefect_home())}
+    return subprocess.call(_jupyter_lab_command(), env=env)
+
+
+def _test(pytest_args: Sequence[str]) -> int:
+    """Run lint, unit tests and every notebook under nbval; stop only the services this run started."""
+    from lessons_src import demo_api
+
+    server_was_running = server.running_server() is not None
+    api_was_running = demo_api.demo_api_status().startswith("running")
+    info = server.running_server() or server.start_server()
+    print(f"Course server: {info.url}")
+    root = repo_root()
+    try:
+        lint = subprocess.call([sys.executable, "-m", "ruff", "check", "lessons_src", "tests"], cwd=root)
+        fmt = subprocess.call([sys.executable, "-m", "ruff", "format", "--check", "lessons_src", "tests"], cwd=root)
+        tests = subprocess.call(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "--nbval-lax",
+                "--nbval-current-env",
+                "--nbval-cell-timeout=180",
+                "tests",
+                "notebooks",
+                *pytest_args,
+            ],
+            cwd=root,
+        )
+    finally:
+        if not api_was_running:
+            demo_api.stop_demo_api()
+        if not server_was_running:
+            server.stop_server()
+    return tests or lint or fmt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the command line and run the chosen command; return its exit code."""
+    parser = argparse.ArgumentParser(prog="python -m lessons_src", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    server_parser = commands.add_parser("server", help="the course's Prefect server")
+    server_parser.add_argument("action", choices=["start", "stop", "status", "reset"])
+    api_parser = commands.add_parser("demo-api", help="the course's demo HTTP API")
+    api_parser.add_argument("action", choices=["start", "stop", "status"])
+    notebooks_parser = commands.add_parser("notebooks", help="strip outputs and regenerate navigation cells")
+    notebooks_parser.add_argument("action", choices=["tidy", "check"])
+    commands.add_parser("course", help="start the server and open JupyterLab on the notebooks")
+    test_parser = commands.add_parser("test", help="lint, unit tests and every notebook (nbval)")
+    test_parser.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra arguments for pytest")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "server":
+            return _server(args.action)
+        if args.command == "demo-api":
+            return _demo_api(args.action)
+        if args.command == "notebooks":
+            return _notebooks(args.action)
+        if args.command == "course":
+            return _course()
+        return _test(args.pytest_args)
+    except server.CourseServerError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
