@@ -1,0 +1,270 @@
+"""A real local HTTP service for the lessons: start it, call it with httpx, and read what it recorded."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
+
+import httpx
+
+from lessons_src.demo_api.app import DATA_ENDPOINTS, endpoint_for, parse_limits, parse_query
+from lessons_src.paths import course_home
+from lessons_src.processes import log_tail, pid_alive, start_lock, terminate
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "DemoAPI",
+    "DemoAPIError",
+    "DemoAPINotRunning",
+    "DemoStats",
+    "demo_api_status",
+    "get_demo_api",
+    "start_demo_api",
+    "stop_demo_api",
+]
+
+HOST = "127.0.0.1"
+START_TIMEOUT_S = 10.0
+HOW_TO_START = (
+    "Start it in the notebook with `from lessons_src.demo_api import start_demo_api; api = start_demo_api()`, "
+    "or in a terminal with `python -m lessons_src demo-api start`."
+)
+
+
+class DemoAPIError(RuntimeError):
+    """The demo API could not be started or reached; the message says why and what to do."""
+
+
+class DemoAPINotRunning(DemoAPIError):
+    """No demo API answers; the message says how to start one."""
+
+
+@dataclass(frozen=True)
+class DemoStats:
+    """What the demo API recorded since its last reset (GET /admin/stats), with accessors for lessons."""
+
+    total: int
+    in_flight: int
+    peak_in_flight: int
+    rejected: int
+    status_counts: dict[int, int]
+    endpoints: dict[str, dict[str, Any]] = field(repr=False)
+    config: dict[str, Any]
+    charged: int
+    duplicates_avoided: int
+    charges: list[dict[str, Any]] = field(repr=False)
+    requests: list[dict[str, Any]] = field(repr=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DemoStats:
+        """Build the stats from the JSON the service returns."""
+
+        def int_keys(counts: dict[str, int]) -> dict[int, int]:
+            return {int(status): count for status, count in counts.items()}
+
+        return cls(
+            total=data["total"],
+            in_flight=data["in_flight"],
+            peak_in_flight=data["peak_in_flight"],
+            rejected=data["rejected"],
+            status_counts=int_keys(data["status_counts"]),
+            endpoints={
+                name: {**figures, "status_counts": int_keys(figures["status_counts"])}
+                for name, figures in data["endpoints"].items()
+            },
+            config=data["config"],
+            charged=data["payments"]["charged"],
+            duplicates_avoided=data["payments"]["duplicates_avoided"],
+            charges=data["payments"]["charges"],
+            requests=data["requests"],
+        )
+
+    def attempts(self, key: str, endpoint: str | None = None) -> int:
+        """Return how many calls arrived with this key (on one endpoint, or on all), rejected ones included."""
+        if endpoint is not None and endpoint not in DATA_ENDPOINTS:
+            raise ValueError(f"unknown endpoint {endpoint!r}; endpoints are {', '.join(DATA_ENDPOINTS)}")
+        return sum(1 for r in self.requests if r["key"] == key and endpoint in (None, r["endpoint"]))
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """Return the request log as a pandas DataFrame, one row per request, with a `duration` column in seconds."""
+        import pandas as pd
+
+        columns = ["id", "endpoint", "method", "path", "key", "attempt", "arrived", "finished", "status", "accepted"]
+        frame = pd.DataFrame(self.requests, columns=columns)
+        frame["attempt"] = frame["attempt"].astype("Int64")  # empty (<NA>) for requests without a key
+        frame["duration"] = frame["finished"] - frame["arrived"]
+        return frame
+
+    def in_flight_series(self) -> tuple[list[float], list[int]]:
+        """Return (times, counts): accepted requests in flight after each arrival and finish, for `plt.step`."""
+        events = [(r["arrived"], 1) for r in self.requests if r["accepted"]]
+        events += [(r["finished"], -1) for r in self.requests if r["accepted"] and r["finished"] is not None]
+        times: list[float] = []
+        counts: list[int] = []
+        in_flight = 0
+        for moment, change in sorted(events):  # at equal times a finish (-1) sorts before an arrival (+1)
+            in_flight += change
+            times.append(moment)
+            counts.append(in_flight)
+        return times, counts
+
+
+@dataclass(frozen=True)
+class DemoAPI:
+    """Handle on a running demo API: build URLs, set limits, reset and read its stats."""
+
+    pid: int
+    port: int
+    url: str
+
+    def url_for(self, path: str, **params: Any) -> str:
+        """Return the full URL for `path` with these query parameters, checked as the service would (ValueError)."""
+        if "?" in path:
+            raise ValueError(f"give query parameters as keyword arguments, not in the path: {path!r}")
+        path = "/" + path.lstrip("/")
+        query = {name: _query_text(value) for name, value in params.items() if value is not None}
+        endpoint = endpoint_for(path)
+        if endpoint is not None:
+            parse_query(endpoint, query)
+        elif query:
+            raise ValueError(
+                f"{path} is not a data endpoint, so it takes no query parameters; behaviours work on "
+                "/orders, /orders/{id}, /weather/{city} and /payments"
+            )
+        return self.url + quote(path) + (f"?{urlencode(query)}" if query else "")
+
+    def configure(self, max_in_flight: int | None = None, max_per_second: float | None = None) -> dict[str, Any]:
+        """Set the data endpoints' limits (None means unlimited) and return the limits now in force."""
+        limits = {"max_in_flight": max_in_flight, "max_per_second": max_per_second}
+        parse_limits(limits)
+        return self._call("POST", "/admin/config", json=limits)
+
+    def reset(self) -> None:
+        """Clear the counters, request log, attempt counts and charges, and remove all limits."""
+        self._call("POST", "/admin/reset")
+
+    def stats(self) -> DemoStats:
+        """Return what the service recorded since the last reset."""
+        return DemoStats.from_json(self._call("GET", "/admin/stats"))
+
+    def stop(self) -> None:
+        """Stop this instance (and forget it if it is the one in the state file)."""
+        terminate(self.pid)
+        if _read_state() == self:
+            _state_file().unlink(missing_ok=True)
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = httpx.request(method, self.url + path, timeout=10.0, **kwargs)
+        except httpx.TransportError as exc:
+            raise DemoAPINotRunning(f"The demo API at {self.url} did not answer ({exc!r}). {HOW_TO_START}") from exc
+        response.raise_for_status()
+        return response.json()
+
+
+def _query_text(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _state_file() -> Path:
+    return course_home() / "demo_api.json"
+
+
+def _log_file() -> Path:
+    return course_home() / "demo_api.log"
+
+
+def _read_state() -> DemoAPI | None:
+    try:
+        return DemoAPI(**json.loads(_state_file().read_text()))
+    except (FileNotFoundError, json.JSONDecodeError, TypeError):
+        return None
+
+
+def _healthy(client: httpx.Client, url: str) -> bool:
+    try:
+        response = client.get(f"{url}/health", timeout=1.0)
+        return response.status_code == 200 and response.json() == {"status": "ok"}
+    except (httpx.HTTPError, ValueError):
+        return False
+
+
+def _running() -> DemoAPI | None:
+    api = _read_state()
+    if api is None or not pid_alive(api.pid):
+        return None
+    with httpx.Client() as client:
+        return api if _healthy(client, api.url) else None
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def start_demo_api(timeout: float = START_TIMEOUT_S) -> DemoAPI:
+    """Return the running demo API, or start one in the background on a free port and wait until it answers."""
+    with start_lock(course_home() / "demo_api.lock"):
+        running = _running()
+        if running is not None:
+            return running
+        port = _free_port()
+        with open(_log_file(), "ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "lessons_src.demo_api", "--port", str(port)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        api = DemoAPI(pid=process.pid, port=port, url=f"http://{HOST}:{port}")
+        deadline = time.monotonic() + timeout
+        with httpx.Client() as client:
+            while time.monotonic() < deadline:
+                if process.poll() is not None:
+                    raise DemoAPIError(
+                        f"The demo API exited at start (code {process.returncode}). Last lines of {_log_file()}:\n"
+                        f"{log_tail(_log_file())}"
+                    )
+                if _healthy(client, api.url):
+                    _state_file().write_text(json.dumps(asdict(api)))
+                    return api
+                time.sleep(0.02)
+        terminate(process.pid)
+        raise DemoAPIError(
+            f"The demo API did not answer within {timeout:g} s. Last lines of {_log_file()}:\n{log_tail(_log_file())}"
+        )
+
+
+def stop_demo_api() -> bool:
+    """Stop the demo API named in the state file, if any; return True when a process was stopped."""
+    api = _read_state()
+    _state_file().unlink(missing_ok=True)
+    if api is not None and pid_alive(api.pid):
+        terminate(api.pid)
+        return True
+    return False
+
+
+def get_demo_api() -> DemoAPI:
+    """Return the running demo API, or raise DemoAPINotRunning saying how to start it."""
+    api = _running()
+    if api is None:
+        raise DemoAPINotRunning(f"The demo API is not running. {HOW_TO_START}")
+    return api
+
+
+def demo_api_status() -> str:
+    """Return one line: "running at <url> (pid N)" or "not running" with how to start it."""
+    api = _running()
+    return f"running at {api.url} (pid {api.pid})" if api else f"not running. {HOW_TO_START}"
