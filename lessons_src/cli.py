@@ -8,7 +8,8 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
-from lessons_src import server
+from lessons_src import demo_api, server
+from lessons_src.demo_api import DemoAPIError
 from lessons_src.paths import repo_root
 
 
@@ -32,8 +33,6 @@ def _server(action: str) -> int:
 
 
 def _demo_api(action: str) -> int:
-    from lessons_src import demo_api
-
     if action == "start":
         print(f"Demo API running at {demo_api.start_demo_api().url}")
     elif action == "stop":
@@ -75,8 +74,6 @@ def _course() -> int:
 
 def _test(pytest_args: Sequence[str]) -> int:
     """Run lint, unit tests and every notebook under nbval; stop only the services this run started."""
-    from lessons_src import demo_api
-
     server_was_running = server.running_server() is not None
     api_was_running = demo_api.demo_api_status().startswith("running")
     info = server.running_server() or server.start_server()
@@ -131,6 +128,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "course":
             return _course()
         return _test(args.pytest_args)
-    except server.CourseServerError as error:
+    except (server.CourseServerError, DemoAPIError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

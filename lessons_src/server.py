@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from lessons_src.paths import course_home
+from lessons_src.processes import log_tail, pid_alive, start_lock, terminate
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 4200
@@ -79,20 +79,6 @@ def is_healthy(port: int, timeout: float = 1.0) -> bool:
     return response.status_code == 200 and response.json() is True
 
 
-def _pid_alive(pid: int) -> bool:
-    """Return True for a live process (a finished one waiting to be reaped counts as gone)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return True
-
-
 def _port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -113,7 +99,7 @@ def _read_state() -> ServerInfo | None:
 def running_server() -> ServerInfo | None:
     """Return the course server recorded in the state file if it is alive and healthy, else None."""
     info = _read_state()
-    if info and _pid_alive(info.pid) and is_healthy(info.port):
+    if info and pid_alive(info.pid) and is_healthy(info.port):
         return info
     return None
 
@@ -137,20 +123,15 @@ def _server_env(port: int) -> dict[str, str]:
     return env
 
 
-def _log_tail(lines: int = 15) -> str:
-    try:
-        return "\n".join(_log_file().read_text(errors="replace").splitlines()[-lines:])
-    except FileNotFoundError:
-        return "(no server log)"
-
-
 def start_server(port: int | None = None, timeout: float = START_TIMEOUT_S) -> ServerInfo:
     """Start the course server in the background, or return the healthy one already running."""
     if port is not None and not 1 <= port <= 65535:
         raise ValueError(f"port must be between 1 and 65535, got {port!r}")
-    existing = running_server()
-    if existing:
-        return existing
+    with start_lock(course_home() / "server.lock"):
+        return running_server() or _start(port, timeout)
+
+
+def _start(port: int | None, timeout: float) -> ServerInfo:
     previous = _read_state()
     port = choose_port(port or (previous.port if previous else DEFAULT_PORT))
     with open(_log_file(), "ab") as log:
@@ -179,45 +160,25 @@ def start_server(port: int | None = None, timeout: float = START_TIMEOUT_S) -> S
         if process.poll() is not None:
             raise CourseServerError(
                 f"The Prefect server exited at start (code {process.returncode}). Last lines of "
-                f"{_log_file()}:\n{_log_tail()}\nFix the cause above, then run: {START_COMMAND}"
+                f"{_log_file()}:\n{log_tail(_log_file())}\nFix the cause above, then run: {START_COMMAND}"
             )
         if is_healthy(port):
             _state_file().write_text(json.dumps(asdict(info)))
             return info
         time.sleep(0.2)
-    _terminate(process.pid)
+    terminate(process.pid)
     raise CourseServerError(
         f"The Prefect server did not answer within {timeout:.0f} s. Last lines of {_log_file()}:\n"
-        f"{_log_tail()}\nTry again with: {START_COMMAND}"
+        f"{log_tail(_log_file())}\nTry again with: {START_COMMAND}"
     )
-
-
-def _terminate(pid: int, grace: float = 10.0) -> None:
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        try:
-            os.waitpid(pid, os.WNOHANG)  # reap it if this process started it
-        except ChildProcessError:
-            pass
-        if not _pid_alive(pid):
-            return
-        time.sleep(0.1)
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def stop_server() -> bool:
     """Stop the course server if it runs; return True when one was stopped."""
     info = _read_state()
     _state_file().unlink(missing_ok=True)
-    if info and _pid_alive(info.pid):
-        _terminate(info.pid)
+    if info and pid_alive(info.pid):
+        terminate(info.pid)
         return True
     return False
 

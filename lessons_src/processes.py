@@ -1,0 +1,62 @@
+"""Background processes the course starts (Prefect server, demo API): liveness, stopping, logs and a start lock."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def pid_alive(pid: int) -> bool:
+    """Return True for a live process (a finished one waiting to be reaped counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True
+
+
+def terminate(pid: int, grace: float = 10.0) -> None:
+    """Send SIGTERM to the process group led by `pid`, then SIGKILL if it is still alive after `grace` seconds."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.waitpid(pid, os.WNOHANG)  # reap it when this process started it
+        except ChildProcessError:
+            pass
+        if not pid_alive(pid):
+            return
+        time.sleep(0.05)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def log_tail(path: Path, lines: int = 15) -> str:
+    """Return the last `lines` lines of a log file, or a note that there is none."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return f"(no log at {path})"
+
+
+@contextmanager
+def start_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `path`, so two kernels starting the same service at once share one instance."""
+    with open(path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
