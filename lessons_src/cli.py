@@ -17,12 +17,18 @@ def _server(action: str) -> int:
     if action == "start":
         already = server.running_server()
         info = already or server.start_server()
-        print(("Already running" if already else "Started") + f": Prefect UI {info.url}  API {info.api_url}")
+        print(
+            ("Already running" if already else "Started")
+            + f": Prefect UI {server.ui_address(info)}  API {info.api_url}"
+        )
     elif action == "stop":
         print("Stopped the course server." if server.stop_server() else "The course server was not running.")
     elif action == "status":
         print("Course server " + server.server_status())
         return 0 if server.running_server() else 1
+    elif action == "migrate":
+        server.migrate_database()
+        print(f"Course database ready in {server.prefect_home()}")
     elif action == "reset":
         info = server.reset_server()
         print("Wiped the course database (flows, runs, limits, variables).")
@@ -54,6 +60,15 @@ def _notebooks(action: str) -> int:
     for path in untidy:
         print(f"{path.name}: has outputs or stale navigation; run `python -m lessons_src notebooks tidy`")
     return 1 if untidy else 0
+
+
+def _doctor() -> int:
+    from lessons_src.doctor import run_doctor
+
+    results = run_doctor()
+    failed = [r for r in results if not r.ok]
+    print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    return 1 if failed else 0
 
 
 def _jupyter_lab_command() -> list[str]:
@@ -109,11 +124,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lessons_src", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     server_parser = commands.add_parser("server", help="the course's Prefect server")
-    server_parser.add_argument("action", choices=["start", "stop", "status", "reset"])
+    server_parser.add_argument("action", choices=["start", "stop", "status", "reset", "migrate"])
     api_parser = commands.add_parser("demo-api", help="the course's demo HTTP API")
     api_parser.add_argument("action", choices=["start", "stop", "status"])
     notebooks_parser = commands.add_parser("notebooks", help="strip outputs and regenerate navigation cells")
     notebooks_parser.add_argument("action", choices=["tidy", "check"])
+    commands.add_parser("doctor", help="check this machine before class: versions, ports, disk, server, demo API")
     commands.add_parser("course", help="start the server and open JupyterLab on the notebooks")
     test_parser = commands.add_parser("test", help="lint, unit tests and every notebook (nbval)")
     test_parser.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra arguments for pytest")
@@ -125,6 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo_api(args.action)
         if args.command == "notebooks":
             return _notebooks(args.action)
+        if args.command == "doctor":
+            return _doctor()
         if args.command == "course":
             return _course()
         return _test(args.pytest_args)

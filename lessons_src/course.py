@@ -6,7 +6,7 @@ import os
 import sys
 from importlib.metadata import version
 
-from lessons_src.server import ServerInfo, prefect_home, running_server, start_server
+from lessons_src.server import ServerInfo, prefect_home, running_server, start_server, ui_address
 
 REQUIRED_PYTHON = (3, 11)
 
@@ -36,5 +36,5 @@ def setup(quiet: bool = False) -> ServerInfo:
     if not quiet:
         how = "using the course server already running" if already else "started the course server"
         print(f"Prefect {version('prefect')} on Python {sys.version.split()[0]}: {how}.")
-        print(f"Prefect UI: {info.url}    (API {info.api_url})")
+        print(f"Prefect UI: {ui_address(info)}    (API {info.api_url})")
     return info

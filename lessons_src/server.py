@@ -115,9 +115,34 @@ def choose_port(preferred: int = DEFAULT_PORT) -> int:
     )
 
 
+def proxy_prefix() -> str | None:
+    """Return the JupyterHub/Binder URL prefix (e.g. `/user/ada/`) when running behind one, else None."""
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
+    return prefix if prefix else None
+
+
+def ui_address(info: ServerInfo) -> str:
+    """Return where a learner's browser reaches the UI: directly, or through jupyter-server-proxy on JupyterHub."""
+    prefix = proxy_prefix()
+    return f"{prefix.rstrip('/')}/proxy/absolute/{info.port}/" if prefix else info.url
+
+
+def _proxy_ui_settings(port: int) -> dict[str, str]:
+    """Serve the UI under jupyter-server-proxy's paths when behind JupyterHub (Binder)."""
+    prefix = proxy_prefix()
+    if prefix is None:
+        return {}
+    base = prefix.rstrip("/")
+    return {
+        "PREFECT_UI_SERVE_BASE": f"{base}/proxy/absolute/{port}",
+        "PREFECT_UI_API_URL": f"{base}/proxy/{port}/api",
+    }
+
+
 def _server_env(port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(SERVER_SETTINGS)
+    env.update(_proxy_ui_settings(port))
     env["PREFECT_HOME"] = str(prefect_home())
     env["PREFECT_API_URL"] = f"http://{HOST}:{port}/api"
     return env
@@ -191,9 +216,15 @@ def reset_server() -> ServerInfo | None:
     return start_server() if was_running else None
 
 
+def migrate_database() -> None:
+    """Create or upgrade the course database ahead of the first start (Binder runs this at build time)."""
+    env = {**_server_env(DEFAULT_PORT), "PREFECT_HOME": str(prefect_home())}
+    subprocess.run([sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"], env=env, check=True)
+
+
 def server_status() -> str:
     """Return one line saying whether the course server runs and where."""
     info = running_server()
     if info:
-        return f"running: UI {info.url}  API {info.api_url}  (pid {info.pid}, home {info.home})"
+        return f"running: UI {ui_address(info)}  API {info.api_url}  (pid {info.pid}, home {info.home})"
     return f"not running. Start it with: {START_COMMAND}"
