@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import tomllib
 from pathlib import Path
 
 from lessons_src.paths import repo_root
 
 NAV_TAG = "navigation"
+CONTENTS_START, CONTENTS_END = "<!-- contents:start -->", "<!-- contents:end -->"
 
 
 def course_notebooks() -> list[Path]:
@@ -75,8 +78,53 @@ def untidy_notebooks() -> list[Path]:
 
 
 def tidy_all() -> list[Path]:
-    """Tidy every course notebook in place and return those that changed."""
+    """Tidy every course notebook in place, regenerate the README's contents, and return the files that changed."""
     changed = untidy_notebooks()
     for path in changed:
         path.write_text(render(tidy(path)))
+    readme = repo_root() / "README.md"
+    text = readme.read_text()
+    if readme_with_contents(text) != text:
+        readme.write_text(readme_with_contents(text))
+        changed.append(readme)
     return changed
+
+
+def github_repository() -> str:
+    """Return the OWNER/NAME the Binder links use, from `[tool.lessons_src]` in pyproject.toml."""
+    config = tomllib.loads((repo_root() / "pyproject.toml").read_text())
+    return config["tool"]["lessons_src"]["github_repository"]
+
+
+def binder_url(path: Path | None = None) -> str:
+    """Return the mybinder.org launch link for the course, opening JupyterLab on `path` if given."""
+    url = f"https://mybinder.org/v2/gh/{github_repository()}/HEAD"
+    return f"{url}?urlpath=lab/tree/notebooks/{path.name}" if path else f"{url}?urlpath=lab/tree/notebooks"
+
+
+def _minutes(path: Path) -> str:
+    """Return "teach + practise" minutes from the lesson card's **Time:** line (its first two numbers)."""
+    match = re.search(r"\*\*Time:\*\*([^\n\\]+)", path.read_text())
+    numbers = re.findall(r"\d+", match.group(1)) if match else []
+    return f"{numbers[0]} + {numbers[1]} min" if len(numbers) >= 2 else ""
+
+
+def contents_table() -> str:
+    """Return the README's contents table: one row per pair with its lesson, exercises, Binder link and time."""
+    rows = [
+        "| # | Lesson | Exercises | Binder | Time (teach + practise) |",
+        "|---|--------|-----------|--------|------|",
+    ]
+    for lesson in (p for p in course_notebooks() if not p.stem.endswith("_exercises")):
+        exercises = lesson.with_name(f"{lesson.stem}_exercises.ipynb")
+        rows.append(
+            f"| {lesson.name[:2]} | [{title_of(lesson).split(' · ', 1)[-1]}](notebooks/{lesson.name}) "
+            f"| [exercises](notebooks/{exercises.name}) | [launch]({binder_url(lesson)}) | {_minutes(lesson)} |"
+        )
+    return "\n".join(rows)
+
+
+def readme_with_contents(readme: str) -> str:
+    """Return the README text with the generated contents table between its markers."""
+    start, end = readme.index(CONTENTS_START) + len(CONTENTS_START), readme.index(CONTENTS_END)
+    return f"{readme[:start]}\n{contents_table()}\n{readme[end:]}"

@@ -4,27 +4,23 @@ import json
 import re
 
 from lessons_src import notebooks
+from lessons_src.doctor import pinned_versions
 from lessons_src.exercises import available_pairs
 from lessons_src.paths import repo_root
 
 ROOT = repo_root()
-PIN = re.compile(r"^[\s-]*([A-Za-z0-9_.\-\[\]]+)\s*==\s*([0-9][^\s#;]*)", re.M)
-
-
-def _pins(text: str) -> dict[str, str]:
-    return {name.lower().replace("_", "-"): version for name, version in PIN.findall(text)}
 
 
 def test_requirements_and_environment_pin_the_same_versions():
-    requirements = _pins((ROOT / "requirements.txt").read_text())
-    environment = _pins((ROOT / "environment.yml").read_text())
+    requirements = pinned_versions()
+    environment = pinned_versions(ROOT / "environment.yml")
     assert requirements == environment
     assert requirements["prefect"] == "3.8.8"
 
 
 def test_every_pin_agrees_with_the_frozen_constraints():
-    constraints = _pins((ROOT / "constraints.txt").read_text())
-    for name, version in _pins((ROOT / "requirements.txt").read_text()).items():
+    constraints = pinned_versions(ROOT / "constraints.txt")
+    for name, version in pinned_versions().items():
         assert constraints.get(name) == version, name
 
 
@@ -62,9 +58,19 @@ def test_lessons_carry_the_card_and_the_recap():
 
 def test_readme_links_every_notebook_and_every_link_exists():
     readme = (ROOT / "README.md").read_text()
+    assert notebooks.readme_with_contents(readme) == readme, "run: python -m lessons_src notebooks tidy"
     links = set(re.findall(r"\]\((notebooks/[^)]+\.ipynb)\)", readme))
     assert links == {f"notebooks/{p.name}" for p in notebooks.course_notebooks()}
     assert all((ROOT / link).exists() for link in links)
+
+
+def test_binder_links_use_the_configured_repository_and_open_existing_notebooks():
+    readme = (ROOT / "README.md").read_text()
+    slug = notebooks.github_repository()
+    launches = re.findall(r"https://mybinder\.org/v2/gh/([^/]+/[^/]+)/HEAD\?urlpath=lab/tree/([^)\s]+)", readme)
+    assert launches and all(found == slug for found, _ in launches)
+    for _, target in launches:
+        assert (ROOT / target).exists(), target
 
 
 def test_ci_runs_the_readme_test_command():
