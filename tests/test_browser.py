@@ -1,4 +1,4 @@
-"""A real browser: JupyterLab in headless Chromium opens the 01 lesson, runs every cell, and shows no unplanned error."""
+"""A real browser: JupyterLab in headless Chromium runs every cell of the 01 lesson with no unplanned error."""
 
 from __future__ import annotations
 
