@@ -52,6 +52,12 @@ def _demo_api(action: str) -> int:
 def _notebooks(action: str) -> int:
     from lessons_src import notebooks
 
+    if action == "time":
+        server.start_server()
+        print("| Notebook | Run All (s) |\n|---|---|")
+        for path in notebooks.course_notebooks():
+            print(f"| {path.name} | {notebooks.run_all_seconds(path):.1f} |", flush=True)
+        return 0
     if action == "tidy":
         changed = notebooks.tidy_all()
         print("\n".join(f"tidied {p.name}" for p in changed) or "All notebooks already tidy.")
@@ -127,8 +133,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     server_parser.add_argument("action", choices=["start", "stop", "status", "reset", "migrate"])
     api_parser = commands.add_parser("demo-api", help="the course's demo HTTP API")
     api_parser.add_argument("action", choices=["start", "stop", "status"])
-    notebooks_parser = commands.add_parser("notebooks", help="strip outputs and regenerate navigation cells")
-    notebooks_parser.add_argument("action", choices=["tidy", "check"])
+    notebooks_parser = commands.add_parser(
+        "notebooks", help="tidy: strip outputs and regenerate navigation; check: fail if untidy; time: Run All seconds"
+    )
+    notebooks_parser.add_argument("action", choices=["tidy", "check", "time"])
     commands.add_parser("doctor", help="check this machine before class: versions, ports, disk, server, demo API")
     commands.add_parser("course", help="start the server and open JupyterLab on the notebooks")
     test_parser = commands.add_parser("test", help="lint, unit tests and every notebook (nbval)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 import tomllib
 from pathlib import Path
 
@@ -53,13 +54,15 @@ def _stable_id(cell: dict, index: int) -> str:
 
 
 def tidy(path: Path) -> dict:
-    """Return the notebook with navigation cells at both ends, every cell with an id, and no outputs."""
+    """Return the notebook with navigation cells at both ends, ids, slide breaks at headings, and no outputs."""
     notebook = json.loads(path.read_text())
     cells = [c for c in notebook["cells"] if NAV_TAG not in c.get("metadata", {}).get("tags", [])]
     for index, cell in enumerate(cells):
         cell.setdefault("id", _stable_id(cell, index))
         if cell["cell_type"] == "code":
             cell["outputs"], cell["execution_count"] = [], None
+        elif "".join(cell["source"]).startswith(("# ", "## ")):
+            cell["metadata"]["slideshow"] = {"slide_type": "slide"}  # RISE: each section starts a slide
     nav = nav_markdown(path)
     notebook["cells"] = [_nav_cell(nav, "nav-top"), *cells, _nav_cell(nav, "nav-bottom")]
     notebook["metadata"].pop("widgets", None)
@@ -104,7 +107,10 @@ def binder_url(path: Path | None = None) -> str:
 
 def _minutes(path: Path) -> str:
     """Return "teach + practise" minutes from the lesson card's **Time:** line (its first two numbers)."""
-    match = re.search(r"\*\*Time:\*\*([^\n\\]+)", path.read_text())
+    text = "\n".join(
+        "".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "markdown"
+    )
+    match = re.search(r"\*\*Time:\*\*(.+)", text)
     numbers = re.findall(r"\d+", match.group(1)) if match else []
     return f"{numbers[0]} + {numbers[1]} min" if len(numbers) >= 2 else ""
 
@@ -128,3 +134,19 @@ def readme_with_contents(readme: str) -> str:
     """Return the README text with the generated contents table between its markers."""
     start, end = readme.index(CONTENTS_START) + len(CONTENTS_START), readme.index(CONTENTS_END)
     return f"{readme[:start]}\n{contents_table()}\n{readme[end:]}"
+
+
+def run_all_seconds(path: Path, timeout: int = 300) -> float:
+    """Execute a notebook in a fresh kernel, as Run All does, and return the seconds its cells took."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    )
+    with client.setup_kernel():
+        started = time.perf_counter()
+        for index, cell in enumerate(notebook.cells):
+            client.execute_cell(cell, index)
+        return time.perf_counter() - started

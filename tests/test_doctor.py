@@ -1,0 +1,46 @@
+from lessons_src import doctor
+from lessons_src.cli import main
+
+
+def test_pins_are_read_from_requirements_lines_and_ignore_comments(tmp_path):
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("-c constraints.txt\n# a comment\nprefect==3.8.8   # why\nJupyter_Server_Proxy==4.6.0\n")
+    assert doctor.pinned_versions(requirements) == {"prefect": "3.8.8", "jupyter-server-proxy": "4.6.0"}
+
+
+def test_the_course_environment_passes_its_own_checks(course_server):
+    for check in (
+        doctor.check_python,
+        doctor.check_pins,
+        doctor.check_disk,
+        doctor.check_ports,
+        doctor.check_server,
+        doctor.check_demo_api,
+    ):
+        result = check()
+        assert result.ok, result.line()
+
+
+def test_a_wrong_version_fails_with_the_fix(monkeypatch):
+    monkeypatch.setattr(doctor, "version", lambda name: "0.0.1")
+    result = doctor.check_pins()
+    assert not result.ok and "prefect 0.0.1 (pinned 3.8.8)" in result.detail
+    assert "fix: run `make install`" in result.line()
+
+
+def test_a_crashing_check_is_reported_not_raised(monkeypatch, capsys):
+    def broken():
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(doctor, "CHECKS", [doctor.check_python, broken])
+    results = doctor.run_doctor()
+    assert [r.ok for r in results] == [True, False]
+    assert "FAIL  broken" in capsys.readouterr().out
+
+
+def test_cli_exit_code_follows_the_checks(monkeypatch, capsys):
+    monkeypatch.setattr(doctor, "CHECKS", [doctor.check_python])
+    assert main(["doctor"]) == 0
+    assert "1 passed, 0 failed" in capsys.readouterr().out
+    monkeypatch.setattr(doctor, "CHECKS", [lambda: doctor.CheckResult("x", False, "seen", "do this")])
+    assert main(["doctor"]) == 1
