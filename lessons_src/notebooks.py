@@ -13,6 +13,7 @@ from lessons_src.paths import repo_root
 
 NAV_TAG = "navigation"
 CONTENTS_START, CONTENTS_END = "<!-- contents:start -->", "<!-- contents:end -->"
+TIMINGS_START, TIMINGS_END = "<!-- timings:start -->", "<!-- timings:end -->"
 
 
 def course_notebooks() -> list[Path]:
@@ -130,10 +131,21 @@ def contents_table() -> str:
     return "\n".join(rows)
 
 
+def _between(text: str, start_marker: str, end_marker: str, inner: str) -> str:
+    start, end = text.index(start_marker) + len(start_marker), text.index(end_marker)
+    return f"{text[:start]}\n{inner}\n{text[end:]}"
+
+
 def readme_with_contents(readme: str) -> str:
     """Return the README text with the generated contents table between its markers."""
-    start, end = readme.index(CONTENTS_START) + len(CONTENTS_START), readme.index(CONTENTS_END)
-    return f"{readme[:start]}\n{contents_table()}\n{readme[end:]}"
+    return _between(readme, CONTENTS_START, CONTENTS_END, contents_table())
+
+
+def write_timings(table: str) -> Path:
+    """Put a measured Run All table into the instructor guide between its markers and return the guide's path."""
+    guide = repo_root() / "docs" / "instructor_guide.md"
+    guide.write_text(_between(guide.read_text(), TIMINGS_START, TIMINGS_END, table))
+    return guide
 
 
 def run_all_seconds(path: Path, timeout: int = 300) -> float:

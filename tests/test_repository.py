@@ -84,3 +84,12 @@ def test_navigation_points_both_ways():
     for before, after in zip(books, books[1:], strict=False):
         assert f"]({after.name}) >" in notebooks.nav_markdown(before)
         assert f"< [{notebooks.title_of(before)}]({before.name})" in notebooks.nav_markdown(after)
+
+
+def test_the_instructor_guide_has_a_measured_time_for_every_notebook():
+    guide = (ROOT / "docs" / "instructor_guide.md").read_text()
+    table = guide.split(notebooks.TIMINGS_START)[1].split(notebooks.TIMINGS_END)[0]
+    for path in notebooks.course_notebooks():
+        assert re.search(rf"\| {re.escape(path.name)} \| \d+\.\d \|", table), (
+            "run: python -m lessons_src notebooks time"
+        )
