@@ -14,6 +14,7 @@ from lessons_src.paths import repo_root
 NAV_TAG = "navigation"
 CONTENTS_START, CONTENTS_END = "<!-- contents:start -->", "<!-- contents:end -->"
 TIMINGS_START, TIMINGS_END = "<!-- timings:start -->", "<!-- timings:end -->"
+OBJECTIVES_START, OBJECTIVES_END = "<!-- objectives:start -->", "<!-- objectives:end -->"
 
 
 def course_notebooks() -> list[Path]:
@@ -86,11 +87,14 @@ def tidy_all() -> list[Path]:
     changed = untidy_notebooks()
     for path in changed:
         path.write_text(render(tidy(path)))
-    readme = repo_root() / "README.md"
-    text = readme.read_text()
-    if readme_with_contents(text) != text:
-        readme.write_text(readme_with_contents(text))
-        changed.append(readme)
+    for document, regenerate in [
+        (repo_root() / "README.md", readme_with_contents),
+        (repo_root() / "docs" / "instructor_guide.md", guide_with_objectives),
+    ]:
+        text = document.read_text()
+        if regenerate(text) != text:
+            document.write_text(regenerate(text))
+            changed.append(document)
     return changed
 
 
@@ -139,6 +143,35 @@ def _between(text: str, start_marker: str, end_marker: str, inner: str) -> str:
 def readme_with_contents(readme: str) -> str:
     """Return the README text with the generated contents table between its markers."""
     return _between(readme, CONTENTS_START, CONTENTS_END, contents_table())
+
+
+def objectives_of(path: Path) -> list[str]:
+    """Return the bullet lines under **What you will learn** in a lesson's card."""
+    card = next(
+        "".join(c["source"])
+        for c in json.loads(path.read_text())["cells"]
+        if "What you will learn" in "".join(c["source"])
+    )
+    lines = card.split("What you will learn", 1)[1].splitlines()[1:]
+    bullets = []
+    for line in lines:
+        if not line.startswith("- "):
+            break
+        bullets.append(line)
+    return bullets
+
+
+def objectives_section() -> str:
+    """Return the instructor guide's per-lesson objectives, taken from each lesson's card."""
+    parts = []
+    for lesson in (p for p in course_notebooks() if not p.stem.endswith("_exercises")):
+        parts.append(f"**{title_of(lesson)}** ({_minutes(lesson)})\n" + "\n".join(objectives_of(lesson)))
+    return "\n\n".join(parts)
+
+
+def guide_with_objectives(guide: str) -> str:
+    """Return the instructor guide with the generated objectives between its markers."""
+    return _between(guide, OBJECTIVES_START, OBJECTIVES_END, objectives_section())
 
 
 def write_timings(table: str) -> Path:

@@ -86,6 +86,11 @@ def test_navigation_points_both_ways():
         assert f"< [{notebooks.title_of(before)}]({before.name})" in notebooks.nav_markdown(after)
 
 
+def test_the_instructor_guide_lists_every_lessons_objectives():
+    guide = (ROOT / "docs" / "instructor_guide.md").read_text()
+    assert notebooks.guide_with_objectives(guide) == guide, "run: python -m lessons_src notebooks tidy"
+
+
 def test_the_instructor_guide_has_a_measured_time_for_every_notebook():
     guide = (ROOT / "docs" / "instructor_guide.md").read_text()
     table = guide.split(notebooks.TIMINGS_START)[1].split(notebooks.TIMINGS_END)[0]
