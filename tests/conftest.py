@@ -14,3 +14,61 @@ def course_server():
     from lessons_src import setup
 
     return setup(quiet=True)
+
+
+@pytest.fixture
+def jupyter_lab():
+    """Start JupyterLab on a free port with a known token; returns `start(*extra_args, env=None) -> base URL`."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    token = "course-test-token"
+    started: list[subprocess.Popen] = []
+
+    def start(*extra_args: str, env: dict[str, str] | None = None, base_url: str = "/") -> str:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        command = [
+            sys.executable,
+            "-m",
+            "jupyter",
+            "lab",
+            "--no-browser",
+            "--allow-root",
+            f"--port={port}",
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.base_url={base_url}",
+            f"--IdentityProvider.token={token}",
+            *extra_args,
+        ]
+        started.append(
+            subprocess.Popen(
+                command,
+                env=env or dict(os.environ),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        )
+        url = f"http://127.0.0.1:{port}{base_url}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}api/status", params={"token": token}, timeout=2).status_code == 200:
+                    return url
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "JupyterLab did not start within 60 s"
+            time.sleep(0.3)
+
+    start.token = token
+    yield start
+    for process in started:
+        process.terminate()
+        process.wait(timeout=20)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -16,13 +14,6 @@ from lessons_src import server
 from lessons_src.paths import repo_root
 
 PREFIX = "/user/test/"
-TOKEN = "course-test-token"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -57,50 +48,18 @@ def test_start_script_starts_the_server_then_runs_its_command(started, binder_en
     assert state.exists()
 
 
-def test_ui_and_api_are_served_through_jupyter_server_proxy(started, binder_env):
+def test_ui_and_api_are_served_through_jupyter_server_proxy(started, binder_env, jupyter_lab):
     status = subprocess.run(
         [sys.executable, "-m", "lessons_src", "server", "status"], env=binder_env, capture_output=True, text=True
     )
     port = int(status.stdout.split("/proxy/absolute/")[1].split("/")[0])
     assert server.is_healthy(port)
-    lab_port = _free_port()
-    lab = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jupyter",
-            "lab",
-            "--no-browser",
-            "--allow-root",
-            f"--port={lab_port}",
-            f"--ServerApp.base_url={PREFIX}",
-            f"--IdentityProvider.token={TOKEN}",
-            "--ServerApp.ip=127.0.0.1",
-        ],
-        env=binder_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        base = f"http://127.0.0.1:{lab_port}{PREFIX}"
-        headers = {"Authorization": f"token {TOKEN}"}
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}api/status", headers=headers, timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "JupyterLab did not start"
-            time.sleep(0.3)
-        api = httpx.get(f"{base}proxy/{port}/api/health", headers=headers, timeout=10)
-        assert api.status_code == 200 and api.json() is True
-        ui = httpx.get(f"{base}proxy/absolute/{port}/", headers=headers, timeout=10, follow_redirects=True)
-        assert ui.status_code == 200 and "<html" in ui.text.lower()
-        settings = httpx.get(f"{base}proxy/absolute/{port}/ui-settings", headers=headers, timeout=10)
-        assert settings.status_code == 200
-        assert settings.json()["api_url"] == f"{PREFIX}proxy/{port}/api"
-    finally:
-        lab.terminate()
-        lab.wait(timeout=20)
+    base = jupyter_lab(env=binder_env, base_url=PREFIX)
+    headers = {"Authorization": f"token {jupyter_lab.token}"}
+    api = httpx.get(f"{base}proxy/{port}/api/health", headers=headers, timeout=10)
+    assert api.status_code == 200 and api.json() is True
+    ui = httpx.get(f"{base}proxy/absolute/{port}/", headers=headers, timeout=10, follow_redirects=True)
+    assert ui.status_code == 200 and "<html" in ui.text.lower()
+    settings = httpx.get(f"{base}proxy/absolute/{port}/ui-settings", headers=headers, timeout=10)
+    assert settings.status_code == 200
+    assert settings.json()["api_url"] == f"{PREFIX}proxy/{port}/api"

@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 
-import httpx
 import pytest
 
 from lessons_src.paths import repo_root
 
 CHROMIUM = os.environ.get("COURSE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-TOKEN = "course-browser-test"
 SCREENSHOT = repo_root() / "artifacts" / "browser_01_flows_and_tasks.png"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -43,57 +37,21 @@ NOTEBOOK_REPORT = """() => {
 }"""
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
-def jupyter_lab(course_server, tmp_path):
-    """JupyterLab on a copy of the notebooks (so an autosave never writes outputs into the repository)."""
+def lesson_in_lab(course_server, tmp_path, jupyter_lab):
+    """JupyterLab on a copy of the 01 lesson (so an autosave never writes outputs into the repository)."""
     shutil.copy(repo_root() / "notebooks" / "01_flows_and_tasks.ipynb", tmp_path)
-    port = _free_port()
-    lab = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jupyter",
-            "lab",
-            "--no-browser",
-            "--allow-root",
-            f"--port={port}",
-            "--ServerApp.ip=127.0.0.1",
-            f"--IdentityProvider.token={TOKEN}",
-            "--expose-app-in-browser",
-            f"--notebook-dir={tmp_path}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/api/status?token={TOKEN}", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "JupyterLab did not start"
-        time.sleep(0.3)
-    yield url
-    lab.terminate()
-    lab.wait(timeout=20)
+    url = jupyter_lab("--expose-app-in-browser", f"--notebook-dir={tmp_path}")
+    return f"{url}lab/tree/01_flows_and_tasks.ipynb?token={jupyter_lab.token}"
 
 
-def test_the_01_lesson_runs_all_cells_in_a_real_browser(jupyter_lab):
+def test_the_01_lesson_runs_all_cells_in_a_real_browser(lesson_in_lab):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(f"{jupyter_lab}/lab/tree/01_flows_and_tasks.ipynb?token={TOKEN}")
+        page.goto(lesson_in_lab)
         page.wait_for_function(
             "() => window.jupyterapp && window.jupyterapp.shell.currentWidget "
             "&& window.jupyterapp.shell.currentWidget.sessionContext "
