@@ -70,10 +70,15 @@ def read_flow_run(run: State | FlowRun | UUID | str) -> FlowRun:
         return client.read_flow_run(flow_run_id_of(run))
 
 
+def _settled(run: TaskRun) -> bool:
+    """A task run is settled when final, or NotReady: its upstream failed, so it will never run."""
+    return run.state is not None and (run.state.is_final() or run.state.name == "NotReady")
+
+
 def task_runs(
     run: State | FlowRun | UUID | str, expected: int | None = None, timeout: float = 10.0
 ) -> list[TaskRunRecord]:
-    """Return a flow run's task runs ordered by start time, waiting until all are final (and `expected` exist)."""
+    """Return a flow run's task runs by start time, once all are settled (final or NotReady) and `expected` exist."""
     flow_run_id = flow_run_id_of(run)
     flow_filter = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
     deadline = time.monotonic() + timeout
@@ -82,13 +87,13 @@ def task_runs(
             runs = client.read_task_runs(
                 flow_run_filter=flow_filter, sort=TaskRunSort.EXPECTED_START_TIME_ASC, limit=200
             )
-            settled = all(r.state is not None and r.state.is_final() for r in runs)
+            settled = all(_settled(r) for r in runs)
             if settled and (expected is None or len(runs) >= expected):
                 break
             if time.monotonic() > deadline:
                 raise TimeoutError(
                     f"Flow run {flow_run_id} has {len(runs)} task runs recorded (expected {expected}), "
-                    f"{sum(not (r.state and r.state.is_final()) for r in runs)} not final after {timeout:.0f} s."
+                    f"{sum(not _settled(r) for r in runs)} not final after {timeout:.0f} s."
                 )
             time.sleep(0.1)
     records = [_record(r) for r in runs]

@@ -1,0 +1,45 @@
+"""Read state histories of flow and task runs back from the Prefect server, and count final states, for pair 03."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterable
+from uuid import UUID
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.objects import FlowRun
+from prefect.client.schemas.sorting import TaskRunSort
+from prefect.states import State
+
+from lessons_src.runs import TaskRunRecord, flow_run_id_of
+
+
+def flow_run_history(run: State | FlowRun | UUID | str) -> list[str]:
+    """Return the names of the states a flow run went through, oldest first."""
+    with get_client(sync_client=True) as client:
+        states = client.read_flow_run_states(flow_run_id_of(run))
+    return [s.name for s in sorted(states, key=lambda s: s.timestamp)]
+
+
+def task_run_histories(run: State | FlowRun | UUID | str, timeout: float = 10.0) -> dict[str, list[str]]:
+    """Return each task run's name mapped to the names of its states, oldest first, once each history is final."""
+    flow_filter = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id_of(run)]))
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while True:  # task-run states reach the server as events, a moment after the run ends
+            runs = client.read_task_runs(flow_run_filter=flow_filter, sort=TaskRunSort.EXPECTED_START_TIME_ASC)
+            histories = {r.name: sorted(client.read_task_run_states(r.id), key=lambda s: s.timestamp) for r in runs}
+            if runs and all(h and h[-1].is_final() for h in histories.values()):
+                return {name: [s.name for s in history] for name, history in histories.items()}
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"The task runs of flow run {flow_run_id_of(run)} have no final state after {timeout:.0f} s."
+                )
+            time.sleep(0.1)
+
+
+def state_counts(records: Iterable[TaskRunRecord]) -> dict[str, int]:
+    """Count task runs per final state name, most common first."""
+    return dict(Counter(r.state for r in records).most_common())
