@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,7 +19,7 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.sorting import FlowRunSort
 from prefect.states import State
 
-from lessons_src.runs import flow_run_id_of
+from lessons_src.runs import flow_run_id_of, poll_until
 
 
 @dataclass(frozen=True)
@@ -62,19 +61,17 @@ def subflow_runs(
     parent_id = flow_run_id_of(parent)
     children_filter = FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent_id]))
     parent_filter = FlowRunFilter(id=FlowRunFilterId(any_=[parent_id]))
-    deadline = time.monotonic() + timeout
     with get_client(sync_client=True) as client:
-        while True:
-            runs = client.read_flow_runs(flow_run_filter=children_filter, sort=FlowRunSort.START_TIME_ASC, limit=200)
-            settled = all(r.state is not None and r.state.is_final() for r in runs)
-            if settled and (expected is None or len(runs) >= expected):
-                break
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"Flow run {parent_id} has {len(runs)} subflow runs recorded (expected {expected}), "
-                    f"{sum(not (r.state and r.state.is_final()) for r in runs)} not final after {timeout:.0f} s."
-                )
-            time.sleep(0.1)
+        runs = poll_until(
+            lambda: client.read_flow_runs(flow_run_filter=children_filter, sort=FlowRunSort.START_TIME_ASC, limit=200),
+            lambda runs: all(r.state is not None and r.state.is_final() for r in runs)
+            and (expected is None or len(runs) >= expected),
+            timeout,
+            lambda runs: (
+                f"Flow run {parent_id} has {len(runs)} subflow runs recorded (expected {expected}), "
+                f"{sum(not (r.state and r.state.is_final()) for r in runs)} not final after {timeout:.0f} s."
+            ),
+        )
         flow_ids = list({r.flow_id for r in runs})
         flows = client.read_flows(flow_filter=FlowFilter(id=FlowFilterId(any_=flow_ids))) if flow_ids else []
         parent_tasks = {t.id: t for t in client.read_task_runs(flow_run_filter=parent_filter, limit=200)}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -11,11 +10,10 @@ from uuid import UUID
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import FlowRun
 from prefect.states import State
 
-from lessons_src.runs import flow_run_id_of
+from lessons_src.runs import settled_task_runs
 
 STATUS_COLOURS = {200: "#2e9d5b", 201: "#2e9d5b", 429: "#f0a030"}
 FAILURE_COLOUR = "#d64545"
@@ -40,17 +38,8 @@ def retry_histories(
     run: State | FlowRun | UUID | str, expected: int | None = None, timeout: float = 10.0
 ) -> dict[str, RetryHistory]:
     """Return each task run of a flow run by name, with the delay of every AwaitingRetry state it went through."""
-    flow_filter = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id_of(run)]))
-    deadline = time.monotonic() + timeout
+    runs = settled_task_runs(run, expected, timeout)
     with get_client(sync_client=True) as client:
-        while True:
-            runs = client.read_task_runs(flow_run_filter=flow_filter, limit=200)
-            settled = all(r.state is not None and r.state.is_final() for r in runs)
-            if settled and (expected is None or len(runs) >= expected):
-                break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{len(runs)} task runs recorded (expected {expected}), not all final yet.")
-            time.sleep(0.1)
         histories = {}
         for task_run in runs:
             delays = tuple(

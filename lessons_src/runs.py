@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
@@ -12,6 +14,8 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFi
 from prefect.client.schemas.objects import FlowRun, TaskRun
 from prefect.client.schemas.sorting import TaskRunSort
 from prefect.states import State
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -70,33 +74,51 @@ def read_flow_run(run: State | FlowRun | UUID | str) -> FlowRun:
         return client.read_flow_run(flow_run_id_of(run))
 
 
+def poll_until(read: Callable[[], T], done: Callable[[T], bool], timeout: float, why: Callable[[T], str]) -> T:
+    """Call `read` every 0.1 s until `done(value)` and return that value; after `timeout` s raise TimeoutError(why).
+
+    Prefect records task runs from events, a moment after they happen, so readers wait for the records to settle.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = read()
+        if done(value):
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(why(value))
+        time.sleep(0.1)
+
+
 def _settled(run: TaskRun) -> bool:
     """A task run is settled when final, or NotReady: its upstream failed, so it will never run."""
     return run.state is not None and (run.state.is_final() or run.state.name == "NotReady")
+
+
+def settled_task_runs(
+    run: State | FlowRun | UUID | str, expected: int | None = None, timeout: float = 10.0
+) -> list[TaskRun]:
+    """Return the Prefect client's TaskRun objects of a flow run once all are settled and `expected` exist."""
+    flow_run_id = flow_run_id_of(run)
+    flow_filter = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+    with get_client(sync_client=True) as client:
+        return poll_until(
+            lambda: client.read_task_runs(
+                flow_run_filter=flow_filter, sort=TaskRunSort.EXPECTED_START_TIME_ASC, limit=200
+            ),
+            lambda runs: all(_settled(r) for r in runs) and (expected is None or len(runs) >= expected),
+            timeout,
+            lambda runs: (
+                f"Flow run {flow_run_id} has {len(runs)} task runs recorded (expected {expected}), "
+                f"{sum(not _settled(r) for r in runs)} not final after {timeout:.0f} s."
+            ),
+        )
 
 
 def task_runs(
     run: State | FlowRun | UUID | str, expected: int | None = None, timeout: float = 10.0
 ) -> list[TaskRunRecord]:
     """Return a flow run's task runs by start time, once all are settled (final or NotReady) and `expected` exist."""
-    flow_run_id = flow_run_id_of(run)
-    flow_filter = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
-    deadline = time.monotonic() + timeout
-    with get_client(sync_client=True) as client:
-        while True:
-            runs = client.read_task_runs(
-                flow_run_filter=flow_filter, sort=TaskRunSort.EXPECTED_START_TIME_ASC, limit=200
-            )
-            settled = all(_settled(r) for r in runs)
-            if settled and (expected is None or len(runs) >= expected):
-                break
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"Flow run {flow_run_id} has {len(runs)} task runs recorded (expected {expected}), "
-                    f"{sum(not _settled(r) for r in runs)} not final after {timeout:.0f} s."
-                )
-            time.sleep(0.1)
-    records = [_record(r) for r in runs]
+    records = [_record(r) for r in settled_task_runs(run, expected, timeout)]
     return sorted(records, key=lambda r: (r.start is None, r.start.timestamp() if r.start else 0.0))
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Iterable
 from uuid import UUID
@@ -13,7 +12,7 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.sorting import TaskRunSort
 from prefect.states import State
 
-from lessons_src.runs import TaskRunRecord, flow_run_id_of
+from lessons_src.runs import TaskRunRecord, flow_run_id_of, poll_until
 
 
 def flow_run_history(run: State | FlowRun | UUID | str) -> list[str]:
@@ -26,18 +25,19 @@ def flow_run_history(run: State | FlowRun | UUID | str) -> list[str]:
 def task_run_histories(run: State | FlowRun | UUID | str, timeout: float = 10.0) -> dict[str, list[str]]:
     """Return each task run's name mapped to the names of its states, oldest first, once each history is final."""
     flow_filter = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id_of(run)]))
-    deadline = time.monotonic() + timeout
     with get_client(sync_client=True) as client:
-        while True:  # task-run states reach the server as events, a moment after the run ends
+
+        def read() -> dict[str, list[State]]:
             runs = client.read_task_runs(flow_run_filter=flow_filter, sort=TaskRunSort.EXPECTED_START_TIME_ASC)
-            histories = {r.name: sorted(client.read_task_run_states(r.id), key=lambda s: s.timestamp) for r in runs}
-            if runs and all(h and h[-1].is_final() for h in histories.values()):
-                return {name: [s.name for s in history] for name, history in histories.items()}
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"The task runs of flow run {flow_run_id_of(run)} have no final state after {timeout:.0f} s."
-                )
-            time.sleep(0.1)
+            return {r.name: sorted(client.read_task_run_states(r.id), key=lambda s: s.timestamp) for r in runs}
+
+        histories = poll_until(  # task-run states reach the server as events, a moment after the run ends
+            read,
+            lambda found: bool(found) and all(h and h[-1].is_final() for h in found.values()),
+            timeout,
+            lambda found: f"The task runs of flow run {flow_run_id_of(run)} have no final state after {timeout:.0f} s.",
+        )
+    return {name: [s.name for s in history] for name, history in histories.items()}
 
 
 def state_counts(records: Iterable[TaskRunRecord]) -> dict[str, int]:

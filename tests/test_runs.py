@@ -81,3 +81,12 @@ def test_span_covers_first_start_to_last_end_and_needs_timed_runs():
     assert span_seconds(runs) == 2.5
     with pytest.raises(ValueError, match="start and an end"):
         span_seconds([TaskRunRecord("c", "c", "Pending", None, None, 0, ())])
+
+
+def test_poll_until_returns_the_first_settled_value_and_times_out_with_the_reason():
+    from lessons_src.runs import poll_until
+
+    values = iter([1, 2, 3, 4])
+    assert poll_until(lambda: next(values), lambda v: v >= 3, timeout=5, why=str) == 3
+    with pytest.raises(TimeoutError, match="still 0"):
+        poll_until(lambda: 0, lambda v: v > 0, timeout=0.2, why=lambda v: f"still {v}")
