@@ -1,0 +1,112 @@
+"""Create, inspect and remove the course's concurrency limits and variables by name, idempotently."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
+from prefect.client.schemas.objects import ConcurrencyLimit
+from prefect.client.schemas.responses import GlobalConcurrencyLimitResponse
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+TAG_PREFIX = "tag:"  # Prefect 3 stores a tag limit as a global concurrency limit named "tag:<tag>"
+
+
+def ensure_limit(
+    name: str, limit: int, slot_decay_per_second: float = 0.0, active: bool = True
+) -> GlobalConcurrencyLimitResponse:
+    """Create global concurrency limit `name`, or set it to these values with no slot occupied; return it."""
+    settings = {"limit": limit, "slot_decay_per_second": slot_decay_per_second, "active": active}
+    update = GlobalConcurrencyLimitUpdate(**settings, active_slots=0)
+    with get_client(sync_client=True) as client:
+        try:
+            client.update_global_concurrency_limit(name, update)
+        except ObjectNotFound:
+            try:
+                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, **settings))
+            except ObjectAlreadyExists:  # another process created it a moment ago
+                client.update_global_concurrency_limit(name, update)
+        return client.read_global_concurrency_limit_by_name(name)
+
+
+def read_limit(name: str) -> GlobalConcurrencyLimitResponse | None:
+    """Return global concurrency limit `name` as the server has it now, or None if it does not exist."""
+    with get_client(sync_client=True) as client:
+        try:
+            return client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            return None
+
+
+def ensure_tag_limit(tag: str, limit: int) -> ConcurrencyLimit:
+    """Create the task concurrency limit for `tag`, or set it to `limit` with no slot occupied; return it."""
+    with get_client(sync_client=True) as client:
+        client.create_concurrency_limit(tag=tag, concurrency_limit=limit)  # the server creates or updates
+        client.reset_concurrency_limit_by_tag(tag)
+        return client.read_concurrency_limit_by_tag(tag)
+
+
+def remove_course_objects(prefix: str) -> list[str]:
+    """Delete every global limit, tag limit and variable whose name starts with `prefix`; return their names."""
+    if len(prefix) < 3:
+        raise ValueError(f"prefix {prefix!r} is too short to be one notebook's own; use e.g. 'course-05-'")
+    removed: list[str] = []
+    with get_client(sync_client=True) as client:
+        limits = client.read_global_concurrency_limits(limit=200)
+        for limit in limits:
+            if limit.name.startswith(prefix) or limit.name.startswith(TAG_PREFIX + prefix):
+                client.delete_global_concurrency_limit_by_name(limit.name)
+                removed.append(limit.name)
+        for variable in client.read_variables():
+            if variable.name.startswith(prefix):
+                client.delete_variable_by_name(variable.name)
+                removed.append(variable.name)
+    return removed
+
+
+class _RetryCollector(logging.Handler):
+    """Keep Prefect's client retry messages; pass on every record the logger would have shown anyway."""
+
+    def __init__(self, forward_from: int, parent: logging.Logger) -> None:
+        super().__init__(logging.DEBUG)
+        self.forward_from = forward_from
+        self.parent = parent
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "Another attempt will be made" in message:
+            self.messages.append(message)
+        if record.levelno >= self.forward_from:
+            self.parent.handle(record)
+
+
+@contextmanager
+def client_retries() -> Iterator[list[str]]:
+    """Collect the Prefect client's retry messages (e.g. a 503 from a busy SQLite server) sent inside the block."""
+    logger = logging.getLogger("prefect.client")
+    previous_level, previous_propagate = logger.level, logger.propagate
+    collector = _RetryCollector(logger.getEffectiveLevel(), logger.parent or logging.getLogger())
+    logger.addHandler(collector)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False  # DEBUG records stop here; the collector passes on the rest
+    try:
+        yield collector.messages
+    finally:
+        logger.setLevel(previous_level)
+        logger.propagate = previous_propagate
+        logger.removeHandler(collector)
+
+
+def max_in_window(times: Sequence[float], seconds: float) -> int:
+    """Return the largest number of `times` inside any window of `seconds` (a time exactly `seconds` later is out)."""
+    ordered = sorted(times)
+    best = first = 0
+    for last, moment in enumerate(ordered):
+        while ordered[first] <= moment - seconds:
+            first += 1
+        best = max(best, last - first + 1)
+    return best

@@ -1,0 +1,97 @@
+"""The limit helpers create, update, read and remove limits and variables by name, and count what they should."""
+
+import logging
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.variables import Variable
+
+from lessons_src.limits import (
+    client_retries,
+    ensure_limit,
+    ensure_tag_limit,
+    max_in_window,
+    read_limit,
+    remove_course_objects,
+)
+
+PREFIX = "course-test-limits-"
+
+
+@pytest.fixture
+def clean_prefix(course_server):
+    """Start and end with nothing on the server under this test module's prefix."""
+    remove_course_objects(PREFIX)
+    yield PREFIX
+    remove_course_objects(PREFIX)
+
+
+def test_ensure_limit_creates_then_updates_and_frees_slots(clean_prefix):
+    name = clean_prefix + "a"
+    created = ensure_limit(name, 2)
+    assert (created.limit, created.active, created.active_slots) == (2, True, 0)
+    with get_client(sync_client=True) as client:
+        client.increment_concurrency_slots_with_lease(names=[name], slots=1, mode="concurrency", lease_duration=60)
+    assert read_limit(name).active_slots == 1
+    updated = ensure_limit(name, 3, slot_decay_per_second=1.5, active=False)
+    assert updated.id == created.id
+    assert (updated.limit, updated.slot_decay_per_second, updated.active, updated.active_slots) == (3, 1.5, False, 0)
+
+
+def test_read_limit_of_a_missing_name_is_none(clean_prefix):
+    assert read_limit(clean_prefix + "missing") is None
+
+
+def test_ensure_tag_limit_is_a_tag_limit_stored_as_a_global_one(clean_prefix):
+    tag = clean_prefix + "tag"
+    assert ensure_tag_limit(tag, 2).concurrency_limit == 2
+    assert ensure_tag_limit(tag, 4).concurrency_limit == 4
+    assert read_limit("tag:" + tag).limit == 4
+
+
+def test_remove_course_objects_removes_only_its_prefix(clean_prefix):
+    ensure_limit(clean_prefix + "x", 1)
+    ensure_tag_limit(clean_prefix + "t", 1)
+    Variable.set(clean_prefix + "v", {"dev": 1}, overwrite=True)
+    ensure_limit("course-test-other-x", 1)
+    try:
+        removed = remove_course_objects(clean_prefix)
+        assert sorted(removed) == sorted([clean_prefix + "x", "tag:" + clean_prefix + "t", clean_prefix + "v"])
+        assert read_limit("course-test-other-x") is not None
+    finally:
+        remove_course_objects("course-test-other-")
+
+
+def test_remove_course_objects_refuses_a_short_prefix():
+    with pytest.raises(ValueError, match="too short"):
+        remove_course_objects("c")
+
+
+@pytest.mark.parametrize(
+    ("times", "seconds", "expected"),
+    [
+        ([], 1.0, 0),
+        ([0.0], 1.0, 1),
+        ([0.0, 0.25, 0.5, 0.75, 1.0], 1.0, 4),  # a time exactly one window later is outside it
+        ([0.0, 0.1, 0.2, 5.0], 1.0, 3),
+        ([3.0, 0.0, 2.9, 2.95], 0.5, 3),
+    ],
+)
+def test_max_in_window(times, seconds, expected):
+    assert max_in_window(times, seconds) == expected
+
+
+def test_client_retries_collects_retry_messages_and_restores_the_logger():
+    logger = logging.getLogger("prefect.client")
+    level, propagate = logger.level, logger.propagate
+    with client_retries() as retried:
+        logger.debug("Received response with retryable status code 503. Another attempt will be made in 2s.")
+        logger.debug("something else")
+    assert retried == ["Received response with retryable status code 503. Another attempt will be made in 2s."]
+    assert (logger.level, logger.propagate) == (level, propagate)
+
+
+def test_client_retries_passes_on_warnings(caplog):
+    with caplog.at_level(logging.WARNING), client_retries():
+        logging.getLogger("prefect.client").warning("a warning still shows")
+    assert "a warning still shows" in caplog.text
