@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 STATE_COLOURS = {
     "Completed": "#2e9d5b",
@@ -63,7 +64,12 @@ def assign_lanes(intervals: Sequence[tuple[float, float]]) -> list[int]:
 
 
 def plot_measured_vs_ideal(
-    labels: Sequence[str], measured: Sequence[float], ideal: Sequence[float], title: str, unit: str = "s"
+    labels: Sequence[str],
+    measured: Sequence[float],
+    ideal: Sequence[float],
+    title: str,
+    unit: str = "s",
+    value_format: str = "%.2f",
 ) -> Figure:
     """Draw measured values beside their ideal values as paired bars, each labelled with its number."""
     if not (len(labels) == len(measured) == len(ideal)) or not labels:
@@ -85,7 +91,7 @@ def plot_measured_vs_ideal(
         hatch="//",
     )
     for bars in (bars_measured, bars_ideal):
-        ax.bar_label(bars, fmt=f"%.2f {unit}" if unit else "%.2f", fontsize=8, padding=2)
+        ax.bar_label(bars, fmt=f"{value_format} {unit}" if unit else value_format, fontsize=8, padding=2)
     ax.set_xticks(list(positions), labels)
     ax.set_ylabel(unit)
     ax.set_title(title)
@@ -144,6 +150,7 @@ def plot_in_flight(times: Sequence[float], counts: Sequence[int], title: str, li
     ax.set_xlabel("seconds since the first request")
     ax.set_ylabel("requests in flight")
     ax.set_ylim(0, max(max(counts), limit or 0) + 1)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # requests come whole
     ax.set_title(title)
     ax.legend(loc="upper right")
     return figure

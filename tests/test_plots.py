@@ -68,3 +68,10 @@ def test_in_flight_plot_has_a_step_line_and_limit():
     assert len(ax.lines) == 2
     with pytest.raises(ValueError):
         plot_in_flight([], [], "empty")
+
+
+def test_measured_vs_ideal_labels_use_the_value_format_and_in_flight_ticks_are_whole():
+    figure = plot_measured_vs_ideal(["a"], [8], [8], "counts", unit="", value_format="%d")
+    assert [t.get_text() for t in figure.axes[0].texts] == ["8", "8"]
+    ticks = plot_in_flight([0.0, 1.0], [3, 0], "whole").axes[0].get_yticks()
+    assert all(float(t).is_integer() for t in ticks)
