@@ -1,0 +1,286 @@
+"""Exercises for pair 04 (concurrency): graders read task-run times from the server and the demo API's counters."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+from typing import Any
+
+import httpx
+from prefect import flow, task
+from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
+from prefect.utilities.asyncutils import run_coro_as_sync
+
+from lessons_src.checks import Exercise, ExerciseSet, expect, require_flow, require_solved, short
+from lessons_src.demo_api import DemoAPI, start_demo_api
+from lessons_src.demo_api.app import WEATHER
+from lessons_src.logs import quiet_console
+from lessons_src.runs import peak_overlap, span_seconds, task_runs
+from lessons_src.workloads import crunch
+
+
+@functools.cache
+def demo_api() -> DemoAPI:
+    """Return the demo API, found once per check (each grader clears this cache first)."""
+    return start_demo_api()
+
+
+# ---- reference solutions (shown by ex.solution(n)) ----
+
+
+def runner_choices() -> dict[str, str]:
+    return {
+        "call a web API 200 times": "threads",
+        "pure-Python statistics over 4 large files, 30 s each": "processes",
+        "add 1 to each of 10,000 numbers": "no parallelism",
+    }
+
+
+@task
+def get_condition(city: str, delay: float) -> str:
+    response = httpx.get(demo_api().url_for(f"/weather/{city}", delay=delay), timeout=10)
+    response.raise_for_status()
+    return response.json()["condition"]
+
+
+@flow
+def conditions(cities: list[str], delay: float) -> list[str]:
+    futures = [get_condition.submit(city, delay) for city in cities]  # start them all first...
+    return [future.result() for future in futures]  # ...then wait
+
+
+@flow(task_runner=ThreadPoolTaskRunner(max_workers=4))
+def conditions_within_budget(cities: list[str], delay: float) -> list[str]:
+    return get_condition.map(cities, delay).result()
+
+
+@task
+async def get_condition_async(city: str, delay: float) -> str:
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.get(demo_api().url_for(f"/weather/{city}", delay=delay))
+    response.raise_for_status()
+    return response.json()["condition"]
+
+
+@flow
+async def conditions_async(cities: list[str], delay: float) -> list[str]:
+    return await asyncio.gather(*[get_condition_async(city, delay) for city in cities])
+
+
+@task
+def crunch_task(iterations: int) -> int:
+    crunch(iterations)
+    return os.getpid()
+
+
+@flow(task_runner=ProcessPoolTaskRunner(max_workers=2))
+def crunch_all(iterations: int, jobs: int) -> list[int]:
+    return crunch_task.map([iterations] * jobs).result()
+
+
+# ---- graders ----
+
+RUNNER_KINDS = ("threads", "processes", "no parallelism")
+CITIES = ["amsterdam", "berlin", "cairo", "lisbon", "london", "nairobi"]
+BUDGET_CITIES = CITIES + ["oslo", "tokyo"]
+DELAY = 0.3
+BUDGET_DELAY = 0.5
+BUDGET_SECONDS = 1.8
+SERVICE_LIMIT = 4
+CPU_ITERATIONS = 2_000_000  # about 0.2 s per job on an idle core
+
+
+def _fresh_demo_api() -> DemoAPI:
+    demo_api.cache_clear()
+    return demo_api()
+
+
+def _expected_conditions(cities: list[str]) -> list[str]:
+    return [WEATHER[city][3] for city in cities]
+
+
+def _run_logged(answer: Any, *args: Any) -> tuple[Any, Any]:
+    """Run a learner's sync or async flow quietly; return (its result or exception, its final state)."""
+    with quiet_console():
+        call = answer(*args, return_state=True)
+        state = run_coro_as_sync(call) if asyncio.iscoroutine(call) else call
+    return require_solved(state.result(raise_on_failure=False, _sync=True)), state
+
+
+def _grade_runner_choices(answer: Any) -> str:
+    expect(isinstance(answer, dict), f"answer with the dict of three choices; got {short(answer)}")
+    require_solved(answer)
+    unknown = {k: v for k, v in answer.items() if v not in RUNNER_KINDS}
+    expect(not unknown, f"use only {RUNNER_KINDS}; got {short(unknown)}")
+    wrong = [job for job, kind in runner_choices().items() if answer.get(job) != kind]
+    reasons = {
+        "call a web API 200 times": "it spends its time waiting on the network: threads (or async) overlap the waits",
+        "pure-Python statistics over 4 large files, 30 s each": (
+            "it computes in Python, so threads take turns on the GIL; processes use every core, "
+            "and 30 s of work per job dwarfs their start-up"
+        ),
+        "add 1 to each of 10,000 numbers": (
+            "each item is far cheaper than a task run's bookkeeping: batch it into one task, don't parallelise"
+        ),
+    }
+    expect(not wrong, f"'{wrong[0]}': not {answer.get(wrong[0])!r}, because {reasons[wrong[0]]}" if wrong else "")
+    return "threads for waiting, processes for long pure-Python computing, nothing for tiny steps."
+
+
+def _grade_sequential_fix(answer: Any) -> str:
+    require_flow(answer, "conditions")
+    api = _fresh_demo_api()
+    api.reset()
+    value, state = _run_logged(answer, CITIES, DELAY)
+    expect(state.is_completed(), f"the flow run ended {state.name}: {short(value)}")
+    expect(
+        value == _expected_conditions(CITIES),
+        f"conditions(...) returned {short(value)}; expected the list of conditions, in the cities' order",
+    )
+    runs = task_runs(state)
+    expect(len(runs) == len(CITIES), f"the server recorded {len(runs)} task runs; expected one per city")
+    in_flight = api.stats().peak_in_flight
+    expect(
+        peak_overlap(runs) >= 2 and in_flight >= 2,
+        f"the {len(runs)} task runs ran one after another (the service never had more than {in_flight} request "
+        "in flight). Calling .result() right after each .submit() waits before submitting the next: "
+        "submit them all first, then collect the results.",
+    )
+    return f"{len(runs)} task runs, up to {in_flight} requests in flight at the service at once."
+
+
+def _grade_time_budget(answer: Any) -> str:
+    require_flow(answer, "conditions_within_budget")
+    api = _fresh_demo_api()
+    api.reset()
+    api.configure(max_in_flight=SERVICE_LIMIT)
+    try:
+        value, state = _run_logged(answer, BUDGET_CITIES, BUDGET_DELAY)
+        stats = api.stats()
+    finally:
+        api.reset()
+    expect(
+        stats.rejected == 0,
+        f"the service rejected {stats.rejected} requests with 429: it accepts at most {SERVICE_LIMIT} at once and "
+        f"had {stats.peak_in_flight} in flight. Cap the flow's threads with ThreadPoolTaskRunner(max_workers=...).",
+    )
+    expect(state.is_completed(), f"the flow run ended {state.name}: {short(value)}")
+    expect(value == _expected_conditions(BUDGET_CITIES), f"the flow returned {short(value)}; expected the conditions")
+    runs = task_runs(state)
+    span = span_seconds(runs)
+    expect(
+        stats.peak_in_flight >= SERVICE_LIMIT - 1,  # 3 at once fits too; a busy machine may not reach 4
+        f"the {len(runs)} calls took {span:.2f} s with at most {stats.peak_in_flight} in flight at once. "
+        f"To fit {len(BUDGET_CITIES)} calls of {BUDGET_DELAY} s into {BUDGET_SECONDS} s, run as many at once as "
+        f"the service allows ({SERVICE_LIMIT}): two waves of {BUDGET_DELAY} s.",
+    )
+    return (
+        f"{len(runs)} calls in {span:.2f} s (budget {BUDGET_SECONDS} s; on a busy machine Prefect's bookkeeping "
+        f"adds more), up to {stats.peak_in_flight} at once, no 429s."
+    )
+
+
+def _grade_async(answer: Any) -> str:
+    require_flow(answer, "conditions_async")
+    expect(answer.isasync, "conditions_async should be an async flow: write `async def` under @flow")
+    api = _fresh_demo_api()
+    api.reset()
+    value, state = _run_logged(answer, CITIES, DELAY)
+    expect(state.is_completed(), f"the flow run ended {state.name}: {short(value)}")
+    expect(value == _expected_conditions(CITIES), f"the flow returned {short(value)}; expected the conditions")
+    runs = task_runs(state)
+    expect(len(runs) == len(CITIES), f"the server recorded {len(runs)} task runs; expected one per city")
+    in_flight = api.stats().peak_in_flight
+    expect(
+        in_flight >= 2,
+        f"the service never had more than {in_flight} request(s) in flight: each call was awaited before the next "
+        "started. Create all the coroutines, then `await asyncio.gather(*coroutines)`.",
+    )
+    return f"{len(runs)} async task runs, up to {in_flight} requests in flight at once."
+
+
+def _grade_cpu(answer: Any) -> str:
+    require_flow(answer, "crunch_all")
+    value, state = _run_logged(answer, CPU_ITERATIONS, 4)
+    expect(state.is_completed(), f"the flow run ended {state.name}: {short(value)}")
+    expect(
+        isinstance(value, list) and len(value) == 4 and all(isinstance(pid, int) for pid in value),
+        f"the flow returned {short(value)}; return the 4 process ids crunch_task returns",
+    )
+    workers = set(value)
+    expect(
+        os.getpid() not in workers,
+        f"all the task runs ran in this process ({os.getpid()}): threads share one GIL, so pure-Python work "
+        "uses one core. Give the flow a task runner that starts worker processes.",
+    )
+    expect(
+        len(workers) >= 2,
+        f"the task runs ran in {len(workers)} worker process ({short(workers)}); use two, one per core",
+    )
+    peak = peak_overlap(task_runs(state, expected=4))
+    expect(peak >= 2, f"the server's records show at most {peak} task run at a time; submit or map them all")
+    return f"4 task runs in {len(workers)} worker processes {sorted(workers)}, up to {peak} at once."
+
+
+EXERCISES = ExerciseSet(
+    pair="04",
+    title="Concurrency",
+    exercises=[
+        Exercise(
+            1,
+            "pick the right runner",
+            _grade_runner_choices,
+            hints=[
+                "Ask of each job: is it waiting (network, disk), computing in Python, or tiny?",
+                "Waiting: threads. Long pure-Python computing: processes. Tiny steps: a task run costs more than them.",
+            ],
+            solution=[runner_choices],
+            answer=runner_choices,
+        ),
+        Exercise(
+            2,
+            "fix a flow that runs sequentially",
+            _grade_sequential_fix,
+            hints=[
+                "`.result()` waits for the task. Inside the loop, it waits before the next call is submitted.",
+                "First all the futures (.submit() in a loop, or .map()), then [f.result() for f in futures].",
+            ],
+            solution=[conditions],
+            answer=lambda: conditions,
+        ),
+        Exercise(
+            3,
+            "fit a fan-out into a time budget",
+            _grade_time_budget,
+            hints=[
+                f"8 calls of {BUDGET_DELAY} s one by one take 4 s; the service accepts {SERVICE_LIMIT} at once.",
+                f"@flow(task_runner=ThreadPoolTaskRunner(max_workers={SERVICE_LIMIT})) and get_condition.map(...).",
+            ],
+            solution=[conditions_within_budget],
+            answer=lambda: conditions_within_budget,
+        ),
+        Exercise(
+            4,
+            "an async fan-out",
+            _grade_async,
+            hints=[
+                "In an async flow, calling an async task returns a coroutine; nothing runs until it is awaited.",
+                "return await asyncio.gather(*[get_condition_async(city, delay) for city in cities])",
+            ],
+            solution=[conditions_async],
+            answer=lambda: conditions_async,
+        ),
+        Exercise(
+            5,
+            "use both cores for CPU-bound work",
+            _grade_cpu,
+            hints=[
+                "crunch is pure Python: threads take turns on the GIL. Which task runner starts processes?",
+                "@flow(task_runner=ProcessPoolTaskRunner(max_workers=2)), then crunch_task.map([iterations] * jobs).",
+            ],
+            solution=[crunch_all],
+            answer=lambda: crunch_all,
+        ),
+    ],
+)
