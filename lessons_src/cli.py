@@ -104,8 +104,10 @@ def _test(pytest_args: Sequence[str]) -> int:
     print(f"Course server: {info.url}")
     root = repo_root()
     try:
-        lint = subprocess.call([sys.executable, "-m", "ruff", "check", "lessons_src", "tests"], cwd=root)
-        fmt = subprocess.call([sys.executable, "-m", "ruff", "format", "--check", "lessons_src", "tests"], cwd=root)
+        lint = subprocess.call([sys.executable, "-m", "ruff", "check", "lessons_src", "tests", "flows"], cwd=root)
+        fmt = subprocess.call(
+            [sys.executable, "-m", "ruff", "format", "--check", "lessons_src", "tests", "flows"], cwd=root
+        )
         tests = subprocess.call(
             [
                 sys.executable,
