@@ -108,3 +108,12 @@ def test_a_function_still_returning_todo_is_unsolved_even_before_it_runs():
     assert EXAMPLE.evaluate(1, stub).status == "unsolved"
     assert EXAMPLE.evaluate(1, assigns).status == "unsolved"
     assert EXAMPLE.evaluate(1, finished).status == "passed"
+
+
+@pytest.mark.parametrize(
+    ("pair", "number"),
+    [(pair, e.number) for pair in sorted(available_pairs()) for e in exercises(pair).exercises],
+)
+def test_every_exercise_reports_todo_as_not_solved_yet(pair, number):
+    # every reference solution passing its check is tested in a real kernel: tests/test_exercises_in_kernel.py
+    assert exercises(pair).evaluate(number, TODO).status == "unsolved"
