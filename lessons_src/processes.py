@@ -5,10 +5,15 @@ from __future__ import annotations
 import fcntl
 import os
 import signal
+import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+
+
+class ServiceStartError(RuntimeError):
+    """A background service exited at start or never answered; the message ends with its log's last lines."""
 
 
 def pid_alive(pid: int) -> bool:
@@ -60,3 +65,34 @@ def start_lock(path: Path) -> Iterator[None]:
     with open(path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
+
+
+def start_service(
+    command: Sequence[str],
+    log_path: Path,
+    is_ready: Callable[[], bool],
+    timeout: float,
+    env: dict[str, str] | None = None,
+    poll_seconds: float = 0.05,
+) -> subprocess.Popen:
+    """Start `command` in its own session, logging to `log_path`, and return it once `is_ready()` is true."""
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            list(command),
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServiceStartError(
+                f"it exited at start (code {process.returncode}). Last lines of {log_path}:\n{log_tail(log_path)}"
+            )
+        if is_ready():
+            return process
+        time.sleep(poll_seconds)
+    terminate(process.pid)
+    raise ServiceStartError(f"it did not answer within {timeout:g} s. Last lines of {log_path}:\n{log_tail(log_path)}")

@@ -8,14 +8,13 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import httpx
 
 from lessons_src.paths import course_home
-from lessons_src.processes import log_tail, pid_alive, start_lock, terminate
+from lessons_src.processes import ServiceStartError, pid_alive, start_lock, start_service, terminate
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 4200
@@ -159,43 +158,25 @@ def start_server(port: int | None = None, timeout: float = START_TIMEOUT_S) -> S
 def _start(port: int | None, timeout: float) -> ServerInfo:
     previous = _read_state()
     port = choose_port(port or (previous.port if previous else DEFAULT_PORT))
-    with open(_log_file(), "ab") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "prefect",
-                "server",
-                "start",
-                "--host",
-                HOST,
-                "--port",
-                str(port),
-                "--analytics-off",
-            ],
-            env=_server_env(port),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    command = [
+        sys.executable,
+        "-m",
+        "prefect",
+        "server",
+        "start",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--analytics-off",
+    ]
+    try:
+        process = start_service(command, _log_file(), lambda: is_healthy(port), timeout, _server_env(port), 0.2)
+    except ServiceStartError as error:
+        raise CourseServerError(f"The Prefect server did not start: {error}\nThen run: {START_COMMAND}") from None
     info = ServerInfo(pid=process.pid, port=port, home=str(prefect_home()))
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise CourseServerError(
-                f"The Prefect server exited at start (code {process.returncode}). Last lines of "
-                f"{_log_file()}:\n{log_tail(_log_file())}\nFix the cause above, then run: {START_COMMAND}"
-            )
-        if is_healthy(port):
-            _state_file().write_text(json.dumps(asdict(info)))
-            return info
-        time.sleep(0.2)
-    terminate(process.pid)
-    raise CourseServerError(
-        f"The Prefect server did not answer within {timeout:.0f} s. Last lines of {_log_file()}:\n"
-        f"{log_tail(_log_file())}\nTry again with: {START_COMMAND}"
-    )
+    _state_file().write_text(json.dumps(asdict(info)))
+    return info
 
 
 def stop_server() -> bool:

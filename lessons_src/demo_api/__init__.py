@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
 import sys
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +14,7 @@ import httpx
 
 from lessons_src.demo_api.app import DATA_ENDPOINTS, endpoint_for, parse_limits, parse_query
 from lessons_src.paths import course_home
-from lessons_src.processes import log_tail, pid_alive, start_lock, terminate
+from lessons_src.processes import ServiceStartError, pid_alive, start_lock, start_service, terminate
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -219,31 +217,16 @@ def start_demo_api(timeout: float = START_TIMEOUT_S) -> DemoAPI:
         if running is not None:
             return running
         port = _free_port()
-        with open(_log_file(), "ab") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "lessons_src.demo_api", "--port", str(port)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        api = DemoAPI(pid=process.pid, port=port, url=f"http://{HOST}:{port}")
-        deadline = time.monotonic() + timeout
+        url = f"http://{HOST}:{port}"
+        command = [sys.executable, "-m", "lessons_src.demo_api", "--port", str(port)]
         with httpx.Client() as client:
-            while time.monotonic() < deadline:
-                if process.poll() is not None:
-                    raise DemoAPIError(
-                        f"The demo API exited at start (code {process.returncode}). Last lines of {_log_file()}:\n"
-                        f"{log_tail(_log_file())}"
-                    )
-                if _healthy(client, api.url):
-                    _state_file().write_text(json.dumps(asdict(api)))
-                    return api
-                time.sleep(0.02)
-        terminate(process.pid)
-        raise DemoAPIError(
-            f"The demo API did not answer within {timeout:g} s. Last lines of {_log_file()}:\n{log_tail(_log_file())}"
-        )
+            try:
+                process = start_service(command, _log_file(), lambda: _healthy(client, url), timeout)
+            except ServiceStartError as error:
+                raise DemoAPIError(f"The demo API did not start: {error}") from None
+        api = DemoAPI(pid=process.pid, port=port, url=url)
+        _state_file().write_text(json.dumps(asdict(api)))
+        return api
 
 
 def stop_demo_api() -> bool:

@@ -1,0 +1,29 @@
+import sys
+import time
+
+import pytest
+
+from lessons_src.processes import ServiceStartError, log_tail, pid_alive, start_service, terminate
+
+
+def test_a_service_that_exits_at_start_is_reported_with_its_log(tmp_path):
+    log = tmp_path / "service.log"
+    command = [sys.executable, "-c", "import sys; print('port already in use'); sys.exit(3)"]
+    with pytest.raises(ServiceStartError, match=r"exited at start \(code 3\)[\s\S]*port already in use"):
+        start_service(command, log, lambda: False, timeout=10)
+
+
+def test_a_service_that_never_answers_is_stopped_after_the_timeout(tmp_path):
+    log = tmp_path / "service.log"
+    started = time.monotonic()
+    with pytest.raises(ServiceStartError, match="did not answer within 0.5 s"):
+        start_service([sys.executable, "-c", "import time; time.sleep(60)"], log, lambda: False, timeout=0.5)
+    assert time.monotonic() - started < 15
+
+
+def test_a_ready_service_is_returned_running_and_can_be_terminated(tmp_path):
+    process = start_service([sys.executable, "-c", "import time; time.sleep(60)"], tmp_path / "s.log", lambda: True, 5)
+    assert pid_alive(process.pid)
+    terminate(process.pid, grace=5)
+    assert not pid_alive(process.pid)
+    assert "no log" in log_tail(tmp_path / "missing.log")
