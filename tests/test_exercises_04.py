@@ -98,7 +98,7 @@ def crunch_all_one_process(iterations: int, jobs: int) -> list[int]:
         (4, conditions_awaited_one_by_one, "each call was awaited"),
         (4, conditions_sync_flow, "should be an async flow"),
         (5, crunch_all_threads, "ran in this process"),
-        (5, crunch_all_one_process, "in 1 worker process"),
+        (5, crunch_all_one_process, "twice in a row the task runs ran in 1 worker process"),
     ],
     ids=lambda value: getattr(value, "__name__", str(value))[:30],
 )

@@ -202,24 +202,32 @@ def _grade_async(answer: Any) -> str:
 
 def _grade_cpu(answer: Any) -> str:
     require_flow(answer, "crunch_all")
-    value, state = _run_logged(answer, CPU_ITERATIONS, 4)
-    expect(state.is_completed(), f"the flow run ended {state.name}: {short(value)}")
-    expect(
-        isinstance(value, list) and len(value) == 4 and all(isinstance(pid, int) for pid in value),
-        f"the flow returned {short(value)}; return the 4 process ids crunch_task returns",
-    )
-    workers = set(value)
-    expect(
-        os.getpid() not in workers,
-        f"all the task runs ran in this process ({os.getpid()}): threads share one GIL, so pure-Python work "
-        "uses one core. Give the flow a task runner that starts worker processes.",
-    )
+    for _ in range(2):
+        value, state = _run_logged(answer, CPU_ITERATIONS, 4)
+        expect(state.is_completed(), f"the flow run ended {state.name}: {short(value)}")
+        expect(
+            isinstance(value, list) and len(value) == 4 and all(isinstance(pid, int) for pid in value),
+            f"the flow returned {short(value)}; return the 4 process ids crunch_task returns",
+        )
+        workers = set(value)
+        expect(
+            os.getpid() not in workers,
+            f"all the task runs ran in this process ({os.getpid()}): threads share one GIL, so pure-Python work "
+            "uses one core. Give the flow a task runner that starts worker processes.",
+        )
+        peak = peak_overlap(task_runs(state, expected=4))
+        if len(workers) >= 2 and peak >= 2:
+            break
+        # A pool's workers start one by one: on a busy machine the first may finish every short job before its
+        # sibling is ready. Only an outcome seen twice in a row counts against the answer.
     expect(
         len(workers) >= 2,
-        f"the task runs ran in {len(workers)} worker process ({short(workers)}); use two, one per core",
+        f"twice in a row the task runs ran in {len(workers)} worker process ({short(workers)}); use two, one per core",
     )
-    peak = peak_overlap(task_runs(state, expected=4))
-    expect(peak >= 2, f"the server's records show at most {peak} task run at a time; submit or map them all")
+    expect(
+        peak >= 2,
+        f"twice in a row the server's records show at most {peak} task run at a time; submit or map them all",
+    )
     return f"4 task runs in {len(workers)} worker processes {sorted(workers)}, up to {peak} at once."
 
 
