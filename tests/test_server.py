@@ -6,6 +6,7 @@ import json
 import os
 import socket
 
+import httpx
 import pytest
 
 from lessons_src import server
@@ -35,6 +36,22 @@ def test_start_uses_a_course_local_prefect_home_and_answers_health(started, temp
     assert (temp_home / "prefect_home" / "prefect.db").exists()
     assert server.is_healthy(started.port)
     assert started.api_url == f"http://127.0.0.1:{started.port}/api"
+
+
+def _setting(tree: dict, parts: list[str]):
+    """Find a setting such as ["server", "tasks", "tag", ...] in Prefect's nested settings, longest key first."""
+    for i in range(len(parts), 0, -1):
+        key = "_".join(parts[:i])
+        if key in tree:
+            return tree[key] if i == len(parts) else _setting(tree[key], parts[i:])
+    raise KeyError("_".join(parts))
+
+
+def test_the_server_runs_with_the_course_settings(started):
+    answered = httpx.get(f"{started.api_url}/admin/settings", timeout=10).json()
+    for name, wanted in server.SERVER_SETTINGS.items():
+        value = _setting(answered, name.removeprefix("PREFECT_").lower().split("_"))
+        assert str(value).lower() == wanted.lower() or (isinstance(value, float) and value == float(wanted)), name
 
 
 def test_second_start_reuses_the_running_server(started):
