@@ -3,6 +3,8 @@
 import json
 import re
 
+import yaml
+
 from lessons_src import notebooks
 from lessons_src.doctor import pinned_versions
 from lessons_src.exercises import available_pairs
@@ -77,6 +79,16 @@ def test_ci_runs_the_readme_test_command():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     assert "make test" in (ROOT / ".github" / "workflows" / "ci.yml").read_text()
     assert "make test" in (ROOT / "README.md").read_text()
+
+
+def test_the_drift_guard_runs_the_course_on_the_newest_prefect_every_week():
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "prefect-latest.yml").read_text())
+    job = workflow["jobs"]["notebooks-on-newest-prefect"]
+    commands = "\n".join(step.get("run", "") for step in job["steps"])
+    assert workflow[True]["schedule"], "a weekly schedule"  # YAML 1.1 reads the key `on` as True
+    assert "--upgrade prefect prefect-dask fastapi" in commands and "prefect==" in commands  # pins dropped on purpose
+    assert "lessons_src test" in commands
+    assert "continue-on-error" not in job, "a failure must show red"
 
 
 def test_navigation_points_both_ways():
