@@ -24,14 +24,12 @@ START_COMMAND = "python -m lessons_src server start"
 
 # Settings the course server runs with. Tag limits poll for free slots every
 # `tag_concurrency_slot_wait_seconds` (Prefect's default is 10 s); the classroom value is 0.5 s.
-# The task-run recorder writes each task-run event in its own SQLite transaction by default (batch size 1);
-# those commits make concurrent slot requests fail with "database is locked" (answered 503, retried by the
-# client after ~2 s). Writing up to 50 events at once, at least once a second, makes that rare.
+# The task-run recorder keeps Prefect's default (one transaction per task-run event): batching it makes SQLite
+# slot requests collide less (fewer 503s) but delays task-run records by up to a second, which readers that do
+# not know how many task runs to expect cannot wait for.
 SERVER_SETTINGS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_SERVER_TASKS_TAG_CONCURRENCY_SLOT_WAIT_SECONDS": "0.5",
-    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "50",
-    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1",
     "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
 }
 
