@@ -1,0 +1,210 @@
+"""Each check of pair 10 rejects the bug the exercise gives, and other plausible wrong answers, with a clear message."""
+
+import httpx
+import pytest
+from prefect import flow, task
+from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
+from prefect.client.orchestration import get_client
+from prefect.concurrency.sync import concurrency
+from prefect.futures import wait
+
+from lessons_src.demo_api import get_demo_api, start_demo_api
+from lessons_src.exercises import exercises
+from lessons_src.exercises.e10_pitfall_lab import (
+    LIMITED_DELAY,
+    ORDERS_LIMIT,
+    PREFIX,
+    city_name,
+    fetch_order,
+    flaky_publish,
+    get_json,
+)
+from lessons_src.limits import remove_course_objects
+
+EX = exercises("10")
+
+
+@pytest.fixture
+def demo_api(course_server):
+    """The demo API with fresh counters; the limits the checks made are removed afterwards."""
+    api = start_demo_api()
+    api.reset()
+    yield api
+    remove_course_objects(PREFIX)
+
+
+# ---- exercise 1: a failed task must fail the flow (the given bug: wait() alone) ----
+
+
+@flow
+def count_orders_only_waits(order_ids: list[int]) -> int:
+    futures = fetch_order.map(order_ids)
+    wait(futures)
+    return len(futures)
+
+
+@flow
+def count_orders_counts_successes(order_ids: list[int]) -> int:
+    futures = fetch_order.map(order_ids)
+    wait(futures)
+    return sum(future.state.is_completed() for future in futures)
+
+
+@flow
+def count_orders_without_tasks(order_ids: list[int]) -> int:
+    return len([fetch_order.fn(order_id) for order_id in order_ids])
+
+
+@flow
+def count_orders_returns_orders(order_ids: list[int]) -> list:
+    return fetch_order.map(order_ids).result()
+
+
+# ---- exercise 2: a concurrency limit that really limits (the given bug: a typo, not strict) ----
+
+
+def _get(order_id: int) -> httpx.Response:
+    return httpx.get(get_demo_api().url_for(f"/orders/{order_id}", delay=LIMITED_DELAY), timeout=10)
+
+
+@task
+def limited_with_typo(order_id: int) -> int:
+    with concurrency(PREFIX + "order"):
+        response = _get(order_id)
+    return response.status_code
+
+
+@task
+def limited_with_typo_strict(order_id: int) -> int:
+    with concurrency(PREFIX + "order", strict=True):
+        response = _get(order_id)
+    return response.status_code
+
+
+@task
+def limited_not_strict(order_id: int) -> int:
+    with concurrency(ORDERS_LIMIT):
+        response = _get(order_id)
+    return response.status_code
+
+
+# ---- exercise 3: factory-made tasks with their own cache (the given bug: INPUTS + TASK_SOURCE) ----
+
+
+def factory_sharing_a_cache(city: str):
+    @task(cache_policy=INPUTS + TASK_SOURCE)
+    def city_weather(key: str) -> str:
+        return city_name(city, key)
+
+    return city_weather
+
+
+def factory_without_cache(city: str):
+    @task(cache_policy=NO_CACHE)
+    def city_weather(key: str) -> str:
+        return city_name(city, key)
+
+    return city_weather
+
+
+def factory_keyed_on_city_only(city: str):
+    def city_key(context, parameters: dict) -> str:
+        return f"weather-{city}"
+
+    @task(cache_key_fn=city_key)
+    def city_weather(key: str) -> str:
+        return city_name(city, key)
+
+    return city_weather
+
+
+# ---- exercise 4: a flow retry that reuses the expensive step ----
+
+
+@task
+def forecast_not_persisted(city: str, key: str) -> dict:
+    return get_json(get_demo_api().url_for(f"/weather/{city}", key=key))
+
+
+@task(cache_policy=INPUTS)
+def forecast_by_inputs(city: str, key: str) -> dict:
+    return get_json(get_demo_api().url_for(f"/weather/{city}", key=key))
+
+
+@task(persist_result=True)
+def forecast_persisted(city: str, key: str) -> dict:
+    return get_json(get_demo_api().url_for(f"/weather/{city}", key=key))
+
+
+@flow(retries=1)
+def forecast_as_given(city: str, key: str) -> dict:
+    forecast = forecast_not_persisted(city, key)
+    flaky_publish(key)
+    return forecast
+
+
+@flow(retries=1)
+def forecast_cached_forever(city: str, key: str) -> dict:
+    forecast = forecast_by_inputs(city, key)
+    flaky_publish(key)
+    return forecast
+
+
+@flow
+def forecast_retries_the_step(city: str, key: str) -> dict:
+    forecast = forecast_persisted(city, key)
+    flaky_publish.with_options(retries=1)(key)
+    return forecast
+
+
+@flow
+def forecast_without_retries(city: str, key: str) -> dict:
+    forecast = forecast_persisted(city, key)
+    flaky_publish(key)
+    return forecast
+
+
+# ---- exercise 5: two calls per second ----
+
+
+def pacing(limit: int, slot_decay_per_second: float):
+    def create_pacing_limit(name: str) -> None:
+        with get_client(sync_client=True) as client:
+            client.upsert_global_concurrency_limit_by_name(name, limit, slot_decay_per_second)
+
+    return create_pacing_limit
+
+
+@pytest.mark.parametrize(
+    ("number", "wrong", "expected_message"),
+    [
+        (1, count_orders_only_waits, "The flow must depend on its futures"),
+        (1, count_orders_counts_successes, "The flow must depend on its futures"),
+        (1, count_orders_without_tasks, "expected 3 fetch_order runs"),
+        (1, count_orders_returns_orders, "expected 3, the number of orders"),
+        (2, limited_with_typo, "so your task holds no slot of that limit"),
+        (2, limited_with_typo_strict, "Compare the name in concurrency(...)"),
+        (2, limited_not_strict, "Pass strict=True"),
+        (3, factory_sharing_a_cache, "served from the Oslo task's cache entry"),
+        (3, factory_without_cache, "the repeat call should still be a hit"),
+        (3, factory_keyed_on_city_only, "Include the key parameter"),
+        (4, forecast_as_given, "Persist the task's result"),
+        (4, forecast_cached_forever, "INPUTS alone is shared by all runs"),
+        (4, forecast_retries_the_step, "should be retried once"),
+        (4, forecast_without_retries, "keep retries=1 on the flow"),
+        (5, pacing(1, 0.5), "about 0.5 calls per second, not 2"),
+        (5, pacing(1, 120), "2 per second means about 0.5 s apart"),
+        (5, pacing(2, 2), "lets 2 calls through together"),
+        (5, pacing(1, 0), "without slot_decay_per_second"),
+    ],
+    ids=lambda value: getattr(value, "__qualname__", str(value)).split(".")[0][:30],
+)
+def test_wrong_answers_are_rejected(demo_api, number, wrong, expected_message):
+    outcome = EX.evaluate(number, wrong)
+    assert outcome.status == "failed"
+    assert expected_message in outcome.message, outcome.message
+
+
+def test_factory_returning_a_plain_function_is_explained(demo_api):
+    outcome = EX.evaluate(3, lambda city: (lambda key: city))
+    assert outcome.status == "failed" and "@task" in outcome.message
