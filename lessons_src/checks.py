@@ -186,3 +186,20 @@ def run_flow(flow: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
     """Run a learner's flow and return (its result or exception, its final state), never raising its errors."""
     state = flow(*args, return_state=True, **kwargs)
     return require_solved(state.result(raise_on_failure=False, _sync=True)), state
+
+
+def require_rate_limit(create: Callable[[str], Any], name: str) -> Any:
+    """Delete limit `name`, let a learner's `create(name)` make it again, and return it if it can pace calls."""
+    from lessons_src.limits import delete_limit, read_limit
+
+    expect(callable(create), f"your answer should be a function that creates the limit, got {type(create).__name__}")
+    delete_limit(name)
+    create(name)
+    made = read_limit(name)
+    expect(made is not None, f"{getattr(create, '__name__', 'your function')}({name!r}) left no limit of that name")
+    expect(
+        made.slot_decay_per_second > 0,
+        f"the server's limit is {short(made)}: without slot_decay_per_second its slots never free by themselves, "
+        "and rate_limit() refuses it.",
+    )
+    return made

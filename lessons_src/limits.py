@@ -41,6 +41,16 @@ def read_limit(name: str) -> GlobalConcurrencyLimitResponse | None:
             return None
 
 
+def delete_limit(name: str) -> bool:
+    """Delete global concurrency limit `name` if it exists; return whether there was one."""
+    with get_client(sync_client=True) as client:
+        try:
+            client.delete_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            return False
+    return True
+
+
 def ensure_tag_limit(tag: str, limit: int) -> ConcurrencyLimit:
     """Create the task concurrency limit for `tag`, or set it to `limit` with no slot occupied; return it."""
     with get_client(sync_client=True) as client:

@@ -6,8 +6,10 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.variables import Variable
 
+from lessons_src.checks import CheckFailed, require_rate_limit
 from lessons_src.limits import (
     client_retries,
+    delete_limit,
     ensure_limit,
     ensure_tag_limit,
     max_in_window,
@@ -40,6 +42,27 @@ def test_ensure_limit_creates_then_updates_and_frees_slots(clean_prefix):
 
 def test_read_limit_of_a_missing_name_is_none(clean_prefix):
     assert read_limit(clean_prefix + "missing") is None
+
+
+def test_delete_limit_says_whether_there_was_one(clean_prefix):
+    name = clean_prefix + "gone"
+    ensure_limit(name, 1)
+    assert delete_limit(name) is True
+    assert read_limit(name) is None
+    assert delete_limit(name) is False
+
+
+def test_require_rate_limit_accepts_a_decaying_limit_and_rejects_others(clean_prefix):
+    name = clean_prefix + "pace"
+    ensure_limit(name, 5)  # left over from an earlier attempt: must not count
+    made = require_rate_limit(lambda n: ensure_limit(n, 1, slot_decay_per_second=2), name)
+    assert (made.limit, made.slot_decay_per_second) == (1, 2)
+    with pytest.raises(CheckFailed, match="left no limit"):
+        require_rate_limit(lambda n: None, name)
+    with pytest.raises(CheckFailed, match="never free by themselves"):
+        require_rate_limit(lambda n: ensure_limit(n, 1), name)
+    with pytest.raises(CheckFailed, match="should be a function"):
+        require_rate_limit("not callable", name)
 
 
 def test_ensure_tag_limit_is_a_tag_limit_stored_as_a_global_one(clean_prefix):

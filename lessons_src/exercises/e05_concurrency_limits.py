@@ -20,6 +20,7 @@ from lessons_src.checks import (
     ExerciseSet,
     expect,
     require_flow,
+    require_rate_limit,
     require_solved,
     require_task,
     run_flow,
@@ -199,19 +200,8 @@ def _grade_rate(answer: Any) -> str:
         f"pass a pair: ex.check(4, (create_rate_limit, get_order_paced)), not {short(answer)}",
     )
     create, paced_task = require_solved(answer[0]), require_solved(answer[1])
-    expect(callable(create), f"create_rate_limit should be a function, got {type(create).__name__}")
     require_task(paced_task, "get_order_paced")
-    with get_client(sync_client=True) as client:
-        if read_limit(RATE_LIMIT) is not None:
-            client.delete_global_concurrency_limit_by_name(RATE_LIMIT)
-    create(RATE_LIMIT)
-    made = read_limit(RATE_LIMIT)
-    expect(made is not None, f"create_rate_limit({RATE_LIMIT!r}) left no limit of that name on the server")
-    expect(
-        made.slot_decay_per_second > 0,
-        f"the server's limit is {short(made)}: without slot_decay_per_second its slots never free by themselves, "
-        "and rate_limit() refuses it.",
-    )
+    made = require_rate_limit(create, RATE_LIMIT)
     calls, budget = 5, 3.0
     needed = max(0, calls - made.limit) / made.slot_decay_per_second
     expect(

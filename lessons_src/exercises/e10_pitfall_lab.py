@@ -14,12 +14,20 @@ import httpx
 from prefect import Task, flow, task
 from prefect.client.orchestration import get_client
 from prefect.concurrency.sync import concurrency, rate_limit
-from prefect.exceptions import ObjectNotFound
 from prefect.states import State
 
-from lessons_src.checks import Exercise, ExerciseSet, expect, require_flow, require_task, run_flow, short
+from lessons_src.checks import (
+    Exercise,
+    ExerciseSet,
+    expect,
+    require_flow,
+    require_rate_limit,
+    require_task,
+    run_flow,
+    short,
+)
 from lessons_src.demo_api import get_demo_api, start_demo_api
-from lessons_src.limits import ensure_limit, read_limit
+from lessons_src.limits import delete_limit, ensure_limit, read_limit
 from lessons_src.logs import quiet_console
 from lessons_src.runs import read_flow_run, settled_task_runs, task_runs
 
@@ -121,14 +129,6 @@ def _fresh_key() -> str:
     return f"ex10-{uuid.uuid4().hex[:10]}"
 
 
-def _delete_limit(name: str) -> None:
-    with get_client(sync_client=True) as client:
-        try:
-            client.delete_global_concurrency_limit_by_name(name)
-        except ObjectNotFound:
-            pass
-
-
 def _task_states(state: State, expected: int | None = None) -> list[str]:
     return sorted(r.state for r in task_runs(state, expected=expected))
 
@@ -208,7 +208,7 @@ def _grade_limited(answer: Any) -> str:
     left = read_limit(ORDERS_LIMIT)
     expect(left is not None and left.active_slots == 0, f"slots are still occupied after the run: {short(left)}")
     peak = stats.peak_in_flight
-    _delete_limit(ORDERS_LIMIT)  # now the limit is missing: a strict task must fail, not run unlimited
+    delete_limit(ORDERS_LIMIT)  # now the limit is missing: a strict task must fail, not run unlimited
     try:
         state, runs = _limited_run(answer, [4], logging.CRITICAL)
     finally:
@@ -308,16 +308,7 @@ def _paced_arrivals(name: str, calls: int) -> list[float]:
 
 
 def _grade_pacing(answer: Callable[[str], None]) -> str:
-    expect(callable(answer), f"create_pacing_limit should be a function, got {type(answer).__name__}")
-    _delete_limit(PACING_LIMIT)
-    answer(PACING_LIMIT)
-    made = read_limit(PACING_LIMIT)
-    expect(made is not None, f"create_pacing_limit({PACING_LIMIT!r}) left no limit of that name on the server")
-    expect(
-        made.slot_decay_per_second > 0,
-        f"the server's limit is {short(made)}: without slot_decay_per_second its slots never free by themselves, "
-        "and rate_limit() refuses it.",
-    )
+    made = require_rate_limit(answer, PACING_LIMIT)
     calls = 4
     needed = max(0, calls - made.limit) / made.slot_decay_per_second
     expect(
