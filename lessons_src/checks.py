@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import re
 import reprlib
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class _Todo:
@@ -180,6 +184,12 @@ def require_task(answer: Any, what: str = "your answer") -> Any:
         f"{what} should be a Prefect task, but it is {type(answer).__name__}. Put @task on the line above `def`.",
     )
     return answer
+
+
+def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine (e.g. an async grader flow) to the end from sync code, also where a notebook's loop runs."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def run_flow(flow: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:

@@ -117,3 +117,19 @@ def test_a_function_still_returning_todo_is_unsolved_even_before_it_runs():
 def test_every_exercise_reports_todo_as_not_solved_yet(pair, number):
     # every reference solution passing its check is tested in a real kernel: tests/test_exercises_in_kernel.py
     assert exercises(pair).evaluate(number, TODO).status == "unsolved"
+
+
+def test_run_coroutine_works_with_and_without_a_running_event_loop():
+    import asyncio
+
+    from lessons_src.checks import run_coroutine
+
+    async def answer() -> int:
+        await asyncio.sleep(0)
+        return 42
+
+    async def from_inside_a_loop() -> int:  # as in a notebook cell, where a loop is already running
+        return run_coroutine(answer())
+
+    assert run_coroutine(answer()) == 42
+    assert asyncio.run(from_inside_a_loop()) == 42

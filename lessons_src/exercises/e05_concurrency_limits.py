@@ -27,7 +27,7 @@ from lessons_src.checks import (
     short,
 )
 from lessons_src.demo_api import DemoAPI, DemoStats, start_demo_api
-from lessons_src.limits import ensure_limit, max_in_window, read_limit
+from lessons_src.limits import delete_limit, ensure_limit, max_in_window, read_limit
 from lessons_src.logs import quiet_console
 from lessons_src.runs import task_runs
 
@@ -140,9 +140,7 @@ def _grade_fetch_capped(answer: Any) -> str:
 def _grade_ensure_orders_limit(answer: Any) -> str:
     expect(callable(answer), f"ensure_orders_limit should be a function, got {type(answer).__name__}")
     name = PREFIX + "exercise-2"
-    with get_client(sync_client=True) as client:
-        if read_limit(name) is not None:
-            client.delete_global_concurrency_limit_by_name(name)
+    delete_limit(name)
     answer(name, 3)
     first = read_limit(name)
     expect(first is not None, f"after ensure_orders_limit({name!r}, 3) the server has no limit named {name!r}")
@@ -161,8 +159,7 @@ def _grade_ensure_orders_limit(answer: Any) -> str:
         f"after ensure_orders_limit({name!r}, 2) the server's limit allows {second.limit if second else 'nothing'}; "
         "expected 2: an existing limit must be updated to the new size.",
     )
-    with get_client(sync_client=True) as client:
-        client.delete_global_concurrency_limit_by_name(name)
+    delete_limit(name)
     return "Called twice: created with limit 3, then updated to 2, active both times."
 
 

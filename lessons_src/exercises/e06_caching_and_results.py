@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 from uuid import uuid4
@@ -15,7 +13,7 @@ from prefect import Task, flow, task
 from prefect.cache_policies import INPUTS, RUN_ID
 
 from lessons_src.caching_demo import get_weather, weather_calls
-from lessons_src.checks import Exercise, ExerciseSet, expect, require_solved, require_task, short
+from lessons_src.checks import Exercise, ExerciseSet, expect, require_solved, require_task, run_coroutine, short
 from lessons_src.logs import quiet_console
 from lessons_src.runs import task_runs
 
@@ -55,12 +53,6 @@ def expensive_forecast(city: str, key: str) -> dict:
 # ---- graders ----
 
 
-def _run(flow_call: Coroutine[Any, Any, Any]) -> Any:
-    """Run an async grader flow to the end from sync code, also where a notebook's event loop is running."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, flow_call).result()
-
-
 @flow(name="check-06-calls")
 async def _call_each(fetch: Task, cities: list[str], key: str) -> list[Any]:
     """Call the learner's task once per city, one after another."""
@@ -95,7 +87,7 @@ def _fresh_key() -> str:
 def _states(fetch: Task, cities: list[str], key: str) -> tuple[list[str], list[Any]]:
     """Run `_call_each` once; return the task-run state names the server recorded and the values returned."""
     with quiet_console():
-        state = _run(_call_each(fetch, cities, key, return_state=True))
+        state = run_coroutine(_call_each(fetch, cities, key, return_state=True))
     values = state.result(raise_on_failure=False, _sync=True)
     expect(state.is_completed(), f"the flow run calling your task ended {state.name}: {short(values)}")
     return [r.state for r in task_runs(state, expected=len(cities))], values
@@ -165,7 +157,7 @@ def _grade_expiration(answer: Any) -> str:
     require_task(answer, "fresh_weather")
     key = _fresh_key()
     with quiet_console():
-        state = _run(_call_twice_wait_call(answer, key, 1.5, return_state=True))
+        state = run_coroutine(_call_twice_wait_call(answer, key, 1.5, return_state=True))
     expect(state.is_completed(), f"the flow run calling your task ended {state.name}")
     states = [r.state for r in task_runs(state, expected=3)]
     calls = weather_calls(key)
@@ -186,7 +178,7 @@ def _grade_retry(answer: Any) -> str:
     require_task(answer, "expensive_forecast")
     key = _fresh_key()
     with quiet_console(logging.CRITICAL):
-        first = _run(_fetch_then_fail_once(answer, key, return_state=True))
+        first = run_coroutine(_fetch_then_fail_once(answer, key, return_state=True))
     expect(first.is_completed(), f"the flow run ended {first.name}; the retry should complete it")
     fetches = [r.state for r in task_runs(first) if r.task_key == answer.task_key]
     after_retry = weather_calls(key)
@@ -197,7 +189,7 @@ def _grade_retry(answer: Any) -> str:
         "retry finds it.",
     )
     with quiet_console(logging.CRITICAL):
-        _run(_fetch_then_fail_once(answer, key, return_state=True))
+        run_coroutine(_fetch_then_fail_once(answer, key, return_state=True))
     after_new_run = weather_calls(key)
     expect(
         after_new_run == 2,

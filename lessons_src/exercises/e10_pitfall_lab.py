@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import uuid
@@ -23,6 +22,7 @@ from lessons_src.checks import (
     require_flow,
     require_rate_limit,
     require_task,
+    run_coroutine,
     run_flow,
     short,
 )
@@ -109,8 +109,8 @@ def create_pacing_limit(name: str) -> None:
 
 def _run(flow_call: Coroutine[Any, Any, State], console_level: int = logging.WARNING) -> State:
     """Run an async grader flow to its final state from sync code, also where a notebook's event loop runs."""
-    with ThreadPoolExecutor(max_workers=1) as pool, quiet_console(console_level):
-        return pool.submit(asyncio.run, flow_call).result()
+    with quiet_console(console_level):
+        return run_coroutine(flow_call)
 
 
 @flow(name="check-10-limited")
