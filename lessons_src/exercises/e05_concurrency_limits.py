@@ -352,7 +352,7 @@ EXERCISES = ExerciseSet(
             "a limit per environment, from a Variable",
             _grade_fetch_in,
             hints=[
-                "Inside a sync flow, Variable.get(name) returns the value (a dict here); index it with the environment.",
+                "In a sync flow, Variable.get(name) returns the value (a dict here); index it with the environment.",
                 "client.upsert_global_concurrency_limit_by_name(f'course-05x-orders-{environment}', allowed), "
                 "then get_order_within.map(ids, limit_name=unmapped(limit_name)).result()",
             ],
