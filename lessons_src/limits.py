@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
@@ -75,40 +73,6 @@ def remove_course_objects(prefix: str) -> list[str]:
                 client.delete_variable_by_name(variable.name)
                 removed.append(variable.name)
     return removed
-
-
-class _RetryCollector(logging.Handler):
-    """Keep Prefect's client retry messages; pass on every record the logger would have shown anyway."""
-
-    def __init__(self, forward_from: int, parent: logging.Logger) -> None:
-        super().__init__(logging.DEBUG)
-        self.forward_from = forward_from
-        self.parent = parent
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if "Another attempt will be made" in message:
-            self.messages.append(message)
-        if record.levelno >= self.forward_from:
-            self.parent.handle(record)
-
-
-@contextmanager
-def client_retries() -> Iterator[list[str]]:
-    """Collect the Prefect client's retry messages (e.g. a 503 from a busy SQLite server) sent inside the block."""
-    logger = logging.getLogger("prefect.client")
-    previous_level, previous_propagate = logger.level, logger.propagate
-    collector = _RetryCollector(logger.getEffectiveLevel(), logger.parent or logging.getLogger())
-    logger.addHandler(collector)
-    logger.setLevel(logging.DEBUG)
-    logger.propagate = False  # DEBUG records stop here; the collector passes on the rest
-    try:
-        yield collector.messages
-    finally:
-        logger.setLevel(previous_level)
-        logger.propagate = previous_propagate
-        logger.removeHandler(collector)
 
 
 def max_in_window(times: Sequence[float], seconds: float) -> int:

@@ -1,14 +1,11 @@
 """The limit helpers create, update, read and remove limits and variables by name, and count what they should."""
 
-import logging
-
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.variables import Variable
 
 from lessons_src.checks import CheckFailed, require_rate_limit
 from lessons_src.limits import (
-    client_retries,
     delete_limit,
     ensure_limit,
     ensure_tag_limit,
@@ -102,19 +99,3 @@ def test_remove_course_objects_refuses_a_short_prefix():
 )
 def test_max_in_window(times, seconds, expected):
     assert max_in_window(times, seconds) == expected
-
-
-def test_client_retries_collects_retry_messages_and_restores_the_logger():
-    logger = logging.getLogger("prefect.client")
-    level, propagate = logger.level, logger.propagate
-    with client_retries() as retried:
-        logger.debug("Received response with retryable status code 503. Another attempt will be made in 2s.")
-        logger.debug("something else")
-    assert retried == ["Received response with retryable status code 503. Another attempt will be made in 2s."]
-    assert (logger.level, logger.propagate) == (level, propagate)
-
-
-def test_client_retries_passes_on_warnings(caplog):
-    with caplog.at_level(logging.WARNING), client_retries():
-        logging.getLogger("prefect.client").warning("a warning still shows")
-    assert "a warning still shows" in caplog.text
