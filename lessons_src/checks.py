@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import inspect
-import re
+import io
 import reprlib
+import sysconfig
 import textwrap
+import tokenize
+import traceback
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -50,18 +55,65 @@ def expect(condition: bool, message: str) -> None:
         raise CheckFailed(message)
 
 
-_TODO_AS_VALUE = re.compile(r"(return|=|\()\s*TODO\b")
+class CourseProblem(Exception):
+    """The course's own machinery (server, demo API, a check) failed while grading; the message says what to do."""
 
 
-def _source_uses_todo(value: Any) -> bool:
-    """Return True for a function (or task or flow) whose code still uses TODO as a value."""
-    function = getattr(value, "fn", value)
-    if not inspect.isfunction(function):
-        return False
+def _names_in_code(source: str) -> set[str]:
+    """Return the names used as code (not in comments or strings) in a piece of Python source."""
+    source = textwrap.dedent(source)
     try:
-        return bool(_TODO_AS_VALUE.search(inspect.getsource(function)))
-    except (OSError, TypeError):
-        return False
+        return {node.id for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Name)}
+    except SyntaxError:  # a lambda cut out of a longer line: read its tokens instead
+        names = set()
+        try:
+            for token in tokenize.generate_tokens(io.StringIO(source).readline):
+                if token.type == tokenize.NAME:
+                    names.add(token.string)
+        except (tokenize.TokenError, IndentationError, SyntaxError):
+            pass
+        return names
+
+
+_COURSE_AND_LIBRARY_DIRS = tuple(
+    str(Path(p).resolve())
+    for p in {
+        Path(__file__).parent,
+        *(sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")),
+    }
+)
+
+
+def _is_learner_file(filename: str) -> bool:
+    """Return True for code a learner wrote: a notebook cell or a file outside the course package and libraries."""
+    if filename.startswith("<") and not filename.startswith("<ipython-input"):
+        return False  # <frozen ...>, <string>: generated or built-in code
+    resolved = str(Path(filename).resolve()) if not filename.startswith("<") else filename
+    return not resolved.startswith(_COURSE_AND_LIBRARY_DIRS)
+
+
+def _learner_functions(value: Any) -> list[Any]:
+    """Return the plain function behind a learner's answer (also inside a task or flow), or nothing."""
+    function = getattr(value, "fn", value)
+    if inspect.isfunction(function) and _is_learner_file(function.__code__.co_filename):
+        return [function]
+    return []
+
+
+def _uses_todo(value: Any, depth: int = 2) -> bool:
+    """Return True when a learner's function, or one it calls by name, still uses TODO in its code."""
+    for function in _learner_functions(value):
+        try:
+            names = _names_in_code(inspect.getsource(function))
+        except (OSError, TypeError):
+            continue
+        if "TODO" in names:
+            return True
+        if depth > 0:
+            called = (function.__globals__.get(name) for name in names & set(function.__code__.co_names))
+            if any(_uses_todo(other, depth - 1) for other in called if other is not value):
+                return True
+    return False
 
 
 def require_solved(value: Any) -> Any:
@@ -70,14 +122,48 @@ def require_solved(value: Any) -> Any:
         raise NotSolved()
     if isinstance(value, dict) and any(v is TODO for v in value.values()):
         raise NotSolved()
-    if _source_uses_todo(value):
+    if _uses_todo(value) or (isinstance(value, (list, tuple)) and any(_uses_todo(v) for v in value)):
         raise NotSolved()
     return value
 
 
+def require_type(value: Any, expected: type | tuple[type, ...], what: str, example: str = "") -> Any:
+    """Return `value` if it has the expected type, else fail saying what was expected and what arrived."""
+    if isinstance(value, expected) and not (isinstance(value, bool) and bool not in _as_tuple(expected)):
+        return value
+    names = " or ".join(t.__name__ for t in _as_tuple(expected))
+    hint = f", for example {example}" if example else ""
+    raise CheckFailed(f"{what} should be {names}{hint}; got {type(value).__name__} {short(value)}")
+
+
+def _as_tuple(expected: type | tuple[type, ...]) -> tuple[type, ...]:
+    return expected if isinstance(expected, tuple) else (expected,)
+
+
+def _where_in_learner_code(error: BaseException) -> str | None:
+    """Return "line N: code" for the deepest frame of a learner's code in the error's traceback, if any."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        frames = [f for f in traceback.extract_tb(error.__traceback__) if _is_learner_file(f.filename)]
+        if frames:
+            frame = frames[-1]
+            return f"line {frame.lineno}: {frame.line}" if frame.line else f"line {frame.lineno}"
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def course_services_problem() -> str | None:
+    """Return what is wrong with the course's server or demo API (and the command that fixes it), or None."""
+    from lessons_src.demo_api import demo_api_problem
+    from lessons_src.server import server_problem
+
+    return server_problem() or demo_api_problem()
+
+
 @dataclass(frozen=True)
 class Outcome:
-    """The result of grading one answer: status is "passed", "failed" or "unsolved"."""
+    """The result of grading one answer: "passed", "failed", "unsolved" or "course-problem" (not the learner's)."""
 
     status: str
     message: str
@@ -125,9 +211,11 @@ class ExerciseSet:
         except (NotSolved, NotImplementedError):
             return Outcome("unsolved", "not solved yet: replace TODO with your answer, then run the cell again.")
         except CheckFailed as failure:
-            return Outcome("failed", str(failure))
-        except Exception as error:  # a learner's code may raise anything; report it without a traceback
-            return Outcome("failed", f"your code raised {type(error).__name__}: {error}")
+            return _unless_course_problem(Outcome("failed", str(failure)))
+        except CourseProblem as problem:
+            return Outcome("course-problem", str(problem))
+        except Exception as error:  # never a traceback: say whose code raised, and what to do
+            return _classify(error)
 
     def check(self, number: int, answer: Any) -> bool:
         """Grade `answer` for exercise `number`, print one line saying so, and return whether it passed."""
@@ -137,6 +225,8 @@ class ExerciseSet:
             print(f"✅ {label}: passed. {outcome.message}")
         elif outcome.status == "unsolved":
             print(f"⏳ {label}: {outcome.message}")
+        elif outcome.status == "course-problem":
+            print(f"⚠️ {label}: could not be graded, a course problem and not your answer: {outcome.message}")
         else:
             print(
                 f"❌ {label}: {outcome.message}\n"
@@ -164,13 +254,38 @@ class ExerciseSet:
         print(self.solution_source(number))
 
 
-def require_flow(answer: Any, what: str = "your answer") -> Any:
-    """Return `answer` if it is a Prefect flow, else fail with the fix (decorate it with @flow)."""
+def _unless_course_problem(outcome: Outcome) -> Outcome:
+    """Turn a failure into a course problem when the course server or demo API stopped answering."""
+    problem = course_services_problem()
+    return Outcome("course-problem", problem) if problem else outcome
+
+
+def _classify(error: Exception) -> Outcome:
+    """Report an exception as the learner's (raised in their code) or as the course's own failure."""
+    problem = course_services_problem()
+    if problem:
+        return Outcome("course-problem", problem)
+    where = _where_in_learner_code(error)
+    if where:
+        return Outcome("failed", f"your code raised {type(error).__name__}: {error} (at {where})")
+    return Outcome(
+        "course-problem",
+        f"the check itself raised {type(error).__name__}: {error}. Run the cell again; if it repeats, run "
+        "`python -m lessons_src doctor` and report it with that output.",
+    )
+
+
+def require_flow(answer: Any, what: str = "your answer", sync: bool = False) -> Any:
+    """Return `answer` if it is a Prefect flow (a sync one when `sync`), else fail with the fix."""
     from prefect import Flow
 
     expect(
         isinstance(answer, Flow),
         f"{what} should be a Prefect flow, but it is {type(answer).__name__}. Put @flow on the line above `def`.",
+    )
+    expect(
+        not (sync and inspect.iscoroutinefunction(answer.fn)),
+        f"this exercise wants a sync flow: write `def`, not `async def`, for {what}",
     )
     return answer
 
@@ -192,9 +307,17 @@ def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, coroutine).result()
 
 
+def call_answer(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call a learner's function, sync or `async def`, and return its value (an awaitable is awaited)."""
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    value = function(*args, **kwargs)
+    return run_coro_as_sync(value) if inspect.iscoroutine(value) else value
+
+
 def run_flow(flow: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
-    """Run a learner's flow and return (its result or exception, its final state), never raising its errors."""
-    state = flow(*args, return_state=True, **kwargs)
+    """Run a learner's sync or async flow; return (its result or exception, its final state), never raising."""
+    state = call_answer(flow, *args, return_state=True, **kwargs)
     return require_solved(state.result(raise_on_failure=False, _sync=True)), state
 
 

@@ -206,6 +206,23 @@ def migrate_database() -> None:
     subprocess.run([sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"], env=env, check=True)
 
 
+def server_problem(timeout: float = 2.0) -> str | None:
+    """Return why the server this process's Prefect client uses does not answer, with the fix, or None if it does."""
+    api_url = os.environ.get("PREFECT_API_URL")
+    if not api_url:
+        return None  # not connected to a course server (setup() not run): nothing of the course's to blame
+    try:
+        answered = httpx.get(f"{api_url.rstrip('/')}/health", timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        answered = False
+    if answered:
+        return None
+    return (
+        f"the course's Prefect server at {api_url} did not answer. Start it with `{START_COMMAND}`, run the "
+        "notebook's first cell (setup()) again, then this cell."
+    )
+
+
 def server_status() -> str:
     """Return one line saying whether the course server runs and where."""
     info = running_server()

@@ -24,6 +24,7 @@ __all__ = [
     "DemoAPIError",
     "DemoAPINotRunning",
     "DemoStats",
+    "demo_api_problem",
     "demo_api_status",
     "get_demo_api",
     "start_demo_api",
@@ -245,6 +246,16 @@ def get_demo_api() -> DemoAPI:
     if api is None:
         raise DemoAPINotRunning(f"The demo API is not running. {HOW_TO_START}")
     return api
+
+
+def demo_api_problem() -> str | None:
+    """Return why a demo API that was started no longer answers, with the fix, or None (running, or never started)."""
+    if _read_state() is None or _running() is not None:
+        return None
+    return (
+        "the course's demo API stopped answering. Start it again with `python -m lessons_src demo-api start`, "
+        "then run this cell again."
+    )
 
 
 def demo_api_status() -> str:
