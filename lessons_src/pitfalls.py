@@ -96,7 +96,7 @@ class FlowScript:
 
     def stop(self) -> None:
         """Stop the process and anything it started (a temporary server), delete its files; harmless to repeat."""
-        terminate(self.process.pid, grace=5.0)  # the whole process group, also after the script itself exited
+        terminate(self.process, grace=5.0)  # the whole process group, also after the script itself exited
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def _read(self, name: str) -> str:

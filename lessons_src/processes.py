@@ -30,25 +30,40 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
-def terminate(pid: int, grace: float = 10.0) -> None:
-    """Send SIGTERM to the process group led by `pid`, then SIGKILL if it is still alive after `grace` seconds."""
+def terminate(target: int | subprocess.Popen, grace: float = 10.0) -> None:
+    """Send SIGTERM to the process group led by `target`, then SIGKILL if it is still alive after `grace` seconds.
+
+    Pass the `Popen` when you hold it: its exit status is then kept (`returncode`, e.g. -15 for SIGTERM). A bare pid
+    is reaped here when it is this process's child, so it does not linger as a zombie.
+    """
+    process = target if isinstance(target, subprocess.Popen) else None
+    pid = process.pid if process else int(target)
+
+    def alive() -> bool:
+        if process is not None:
+            return process.poll() is None
+        try:
+            os.waitpid(pid, os.WNOHANG)  # reap a child whose Popen this process no longer holds
+        except ChildProcessError:
+            pass
+        return pid_alive(pid)
+
     try:
         os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:
+        alive()
         return
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
-        try:
-            os.waitpid(pid, os.WNOHANG)  # reap it when this process started it
-        except ChildProcessError:
-            pass
-        if not pid_alive(pid):
+        if not alive():
             return
         time.sleep(0.05)
     try:
         os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+    if process is not None:
+        process.wait()
 
 
 def log_tail(path: Path, lines: int = 15) -> str:

@@ -140,15 +140,11 @@ class ServeProcess:
                 time.sleep(0.2)
 
     def stop(self, grace: float = 10.0) -> int | None:
-        """Stop the process group (SIGTERM, then SIGKILL after `grace` s) and return the exit code."""
+        """Stop the process group (SIGTERM, then SIGKILL after `grace` s); return the exit code (-15: SIGTERM)."""
         if self.process is None:
             return None
-        if self.process.poll() is None:
-            terminate(self.process.pid, grace=grace)
-        try:
-            return self.process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            return None
+        terminate(self.process, grace=grace)
+        return self.process.returncode
 
     def log(self, lines: int = 15) -> str:
         """Return the last lines the serve process printed."""

@@ -1,3 +1,6 @@
+import os
+import signal
+import subprocess
 import sys
 import time
 
@@ -24,6 +27,27 @@ def test_a_service_that_never_answers_is_stopped_after_the_timeout(tmp_path):
 def test_a_ready_service_is_returned_running_and_can_be_terminated(tmp_path):
     process = start_service([sys.executable, "-c", "import time; time.sleep(60)"], tmp_path / "s.log", lambda: True, 5)
     assert pid_alive(process.pid)
+    terminate(process, grace=5)
+    assert not pid_alive(process.pid)
+    assert process.returncode == -signal.SIGTERM, "the Popen keeps the real exit status: killed by SIGTERM"
+    assert "no log" in log_tail(tmp_path / "missing.log")
+
+
+def test_a_bare_pid_is_stopped_and_reaped(tmp_path):
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
     terminate(process.pid, grace=5)
     assert not pid_alive(process.pid)
-    assert "no log" in log_tail(tmp_path / "missing.log")
+    with pytest.raises(ChildProcessError):  # already reaped by terminate: no zombie left behind
+        os.waitpid(process.pid, os.WNOHANG)
+
+
+def test_a_process_ignoring_sigterm_is_killed_after_the_grace(tmp_path):
+    code = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
+    )
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, start_new_session=True)
+    assert process.stdout.readline().strip() == b"ready"
+    started = time.monotonic()
+    terminate(process, grace=0.5)
+    assert process.returncode == -signal.SIGKILL
+    assert 0.5 <= time.monotonic() - started < 5
