@@ -77,7 +77,12 @@ def check_ports() -> CheckResult:
     info = server.running_server()
     if info:
         return CheckResult("ports", True, f"the course server already listens on {info.port}")
-    port = server.choose_port()
+    try:
+        port = server.choose_port()
+    except server.CourseServerError as error:
+        return CheckResult(
+            "ports", False, str(error).split(". ")[0], "stop other Prefect servers: `prefect server stop`"
+        )
     note = "" if port == server.DEFAULT_PORT else f" ({server.DEFAULT_PORT} is taken by another program)"
     return CheckResult("ports", True, f"the course server will use port {port}{note}")
 

@@ -78,13 +78,13 @@ def own_home(tmp_path, monkeypatch):
 # --- lifecycle ----------------------------------------------------------------------------------------------------
 
 
-def test_start_answers_within_a_second_writes_the_state_file_and_is_reused(own_home):
+def test_start_answers_within_three_seconds_writes_the_state_file_and_is_reused(own_home):
     started = time.perf_counter()
     api = start_demo_api()
     assert http.get(api.url_for("/orders")).status_code == 200
     elapsed = time.perf_counter() - started
     print(f"\ndemo API: start to first answered request {elapsed:.3f} s")
-    assert elapsed < 3.0  # typically ~0.3 s; generous margin for a loaded CI machine
+    assert elapsed < 3.0, f"{elapsed:.2f} s from start to the first answer; ~0.3 s measured on a quiet machine"
 
     state = json.loads((own_home / "demo_api.json").read_text())
     assert state == {"pid": api.pid, "port": api.port, "url": f"http://127.0.0.1:{api.port}"}

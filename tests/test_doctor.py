@@ -44,3 +44,11 @@ def test_cli_exit_code_follows_the_checks(monkeypatch, capsys):
     assert "1 passed, 0 failed" in capsys.readouterr().out
     monkeypatch.setattr(doctor, "CHECKS", [lambda: doctor.CheckResult("x", False, "seen", "do this")])
     assert main(["doctor"]) == 1
+
+
+def test_no_free_port_fails_the_ports_check_with_the_fix(monkeypatch):
+    monkeypatch.setattr(doctor.server, "running_server", lambda: None)
+    monkeypatch.setattr(doctor.server, "_port_free", lambda port: False)
+    result = doctor.check_ports()
+    assert not result.ok and "No free port between 4200 and 4299" in result.detail
+    assert "prefect server stop" in result.line()

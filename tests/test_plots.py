@@ -48,6 +48,10 @@ def test_timeline_draws_one_bar_per_run_on_concurrent_lanes_and_a_limit_line():
     figure = plot_timeline(runs, "timeline", limit=2)
     ax = figure.axes[0]
     assert len(ax.patches) == 3
+    lanes = [round(bar.get_y() + bar.get_height() / 2) for bar in ax.patches]
+    assert lanes == [0, 1, 0], (
+        f"a and b overlap, so they need two lanes; c starts when a ends and reuses lane 0: {lanes}"
+    )
     assert {t.get_text() for t in ax.get_legend().get_texts()} == {"Completed", "Failed"}
     assert any(text.get_text() == "limit = 2" for text in ax.texts)
 

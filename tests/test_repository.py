@@ -2,6 +2,7 @@
 
 import json
 import re
+from importlib.metadata import version
 
 import yaml
 
@@ -11,19 +12,28 @@ from lessons_src.exercises import available_pairs
 from lessons_src.paths import repo_root
 
 ROOT = repo_root()
+ANNOUNCED = re.compile(r"next cell fails \**on purpose", re.IGNORECASE)
 
 
 def test_requirements_and_environment_pin_the_same_versions():
     requirements = pinned_versions()
     environment = pinned_versions(ROOT / "environment.yml")
     assert requirements == environment
-    assert requirements["prefect"] == "3.8.8"
+
+
+def test_every_prefect_version_the_course_names_is_the_pinned_and_installed_one():
+    pinned = pinned_versions()["prefect"]
+    assert version("prefect") == pinned, f"installed prefect {version('prefect')}, pinned {pinned}: run make install"
+    texts = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *notebooks.course_notebooks()]
+    for path in texts:
+        named = set(re.findall(r"Prefect (3\.\d+\.\d+)", path.read_text(), re.IGNORECASE))
+        assert named <= {pinned}, f"{path.name} names Prefect {sorted(named)}; the course pins and checks {pinned}"
 
 
 def test_every_pin_agrees_with_the_frozen_constraints():
     constraints = pinned_versions(ROOT / "constraints.txt")
-    for name, version in pinned_versions().items():
-        assert constraints.get(name) == version, name
+    for name, pinned in pinned_versions().items():
+        assert constraints.get(name) == pinned, name
 
 
 def test_committed_notebooks_are_tidy():
@@ -39,7 +49,7 @@ def test_every_lesson_has_an_exercises_notebook_and_an_exercise_module():
         assert lesson[:2] in available_pairs(), f"no lessons_src/exercises/e{lesson[:2]}_*.py"
 
 
-def test_every_notebook_starts_with_setup_and_tags_deliberate_errors():
+def test_every_notebook_starts_with_setup_and_never_edits_sys_path():
     for path in notebooks.course_notebooks():
         cells = json.loads(path.read_text())["cells"]
         first_code = next(c for c in cells if c["cell_type"] == "code")
@@ -47,6 +57,20 @@ def test_every_notebook_starts_with_setup_and_tags_deliberate_errors():
         for cell in cells:
             if cell["cell_type"] == "code" and "sys.path" in "".join(cell["source"]):
                 raise AssertionError(f"{path.name}: import lessons_src as a package, never through sys.path")
+
+
+def test_every_cell_that_fails_on_purpose_is_tagged_and_announced():
+    for path in notebooks.course_notebooks():
+        cells = json.loads(path.read_text())["cells"]
+        for index, cell in enumerate(cells):
+            tagged = "raises-exception" in cell.get("metadata", {}).get("tags", [])
+            before = "".join(cells[index - 1]["source"]) if index else ""
+            announced = cells[index - 1]["cell_type"] == "markdown" and ANNOUNCED.search(before) is not None
+            assert tagged == (announced and cell["cell_type"] == "code"), (
+                f"{path.name} cell {index}: a cell that fails on purpose carries the raises-exception tag and "
+                f"follows a markdown cell saying 'the next cell fails on purpose' (and why); tagged: {tagged}, "
+                f"announced: {announced}"
+            )
 
 
 def test_lessons_carry_the_card_and_the_recap():

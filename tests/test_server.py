@@ -65,14 +65,16 @@ def test_status_reports_running_and_cli_exit_codes(started, capsys):
     assert started.url in capsys.readouterr().out
 
 
-def test_a_taken_port_makes_the_server_choose_another():
+def test_a_free_preferred_port_is_used_and_a_taken_one_makes_the_server_choose_another():
+    free = [port for port in server.PORT_RANGE if server._port_free(port)]
+    assert len(free) >= 2, f"this test needs two free ports in {server.PORT_RANGE}; free: {free}"
+    preferred = free[1]  # not the first free one, so ignoring the preference would pick another port
+    assert server.choose_port(preferred) == preferred
     with socket.socket() as blocker:
-        blocker.bind(("127.0.0.1", 0))
+        blocker.bind((server.HOST, preferred))
         blocker.listen()
-        taken = blocker.getsockname()[1]
-        chosen = server.choose_port(taken)
-    assert chosen != taken
-    assert chosen in server.PORT_RANGE
+        chosen = server.choose_port(preferred)
+    assert chosen != preferred and chosen in server.PORT_RANGE, f"blocked {preferred}, chose {chosen}"
 
 
 def test_invalid_port_is_rejected_with_a_clear_message():
