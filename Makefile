@@ -1,36 +1,33 @@
 # Two commands: `make course` opens the course, `make test` runs every test and notebook.
-PYTHON ?= python3.11
+# Both call course.py, which needs only Python (`python course.py` / `python course.py test` where make is missing):
+# it creates .venv with a supported Python (3.11-3.14) and installs the pinned set when the pins change.
+PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
 
 .PHONY: course test install server-stop reset constraints clean
 
-course: $(STAMP)  ## start the Prefect server and open JupyterLab on notebooks/
-	$(BIN)/python -m lessons_src course
+course:  ## start the Prefect server and open JupyterLab on notebooks/
+	$(PYTHON) course.py course
 
-test: $(STAMP)  ## lint, unit tests and nbval over every notebook; stops what it started
-	$(BIN)/python -m lessons_src test
+test:  ## lint, unit tests and nbval over every notebook; stops what it started
+	$(PYTHON) course.py test
 
-install: $(STAMP)
-
-# Reinstall only when the pins or the package metadata change.
-$(STAMP): requirements.txt constraints.txt pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -r requirements.txt -e .
-	touch $(STAMP)
+install:
+	$(PYTHON) course.py install
 
 server-stop:  ## stop the course's Prefect server and demo API
-	$(BIN)/python -m lessons_src demo-api stop
-	$(BIN)/python -m lessons_src server stop
+	$(PYTHON) course.py demo-api stop
+	$(PYTHON) course.py server stop
 
-reset: $(STAMP)  ## wipe the course database (flows, runs, limits, variables)
-	$(BIN)/python -m lessons_src server reset
+reset:  ## wipe the course database (flows, runs, limits, variables)
+	$(PYTHON) course.py server reset
 
-constraints: $(STAMP)  ## re-freeze constraints.txt from the installed set
+constraints: install  ## re-freeze constraints.txt from the installed set
 	{ echo "# Every package of the tested set, frozen from a fresh install of requirements.txt on Python 3.11."; \
 	  echo "# Regenerate with: make constraints"; \
 	  $(BIN)/python -m pip freeze --exclude-editable | grep -v '^lessons'; } > constraints.txt
 
-clean: server-stop  ## remove the virtual environment and the course state
+clean:  ## remove the virtual environment and the course state
+	-test -x $(BIN)/python && $(MAKE) server-stop
 	rm -rf $(VENV) .course

@@ -8,7 +8,7 @@ from importlib.metadata import version
 
 from lessons_src.server import ServerInfo, prefect_home, running_server, start_server, ui_address
 
-REQUIRED_PYTHON = (3, 11)
+SUPPORTED_PYTHONS = ((3, 11), (3, 12), (3, 13), (3, 14))  # pyproject.toml's requires-python and course.py agree
 
 
 def connect_prefect(info: ServerInfo) -> None:
@@ -25,10 +25,10 @@ def connect_prefect(info: ServerInfo) -> None:
 
 def setup(quiet: bool = False) -> ServerInfo:
     """Check the environment, start or reuse the course server, connect Prefect to it and say where the UI is."""
-    if sys.version_info[:2] != REQUIRED_PYTHON:
+    if sys.version_info[:2] not in SUPPORTED_PYTHONS:
         raise RuntimeError(
-            f"This course is pinned and tested on Python {REQUIRED_PYTHON[0]}.{REQUIRED_PYTHON[1]}; this kernel "
-            f"runs {sys.version.split()[0]}. Choose the course's kernel, or run `make course` from the repository."
+            f"This course supports Python 3.11 to 3.14; this kernel runs {sys.version.split()[0]}. Choose the "
+            "course's kernel, or run `python course.py` from the repository (it finds a supported Python)."
         )
     already = running_server()
     info = already or start_server()

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 
 from lessons_src import demo_api, server
+from lessons_src.course import SUPPORTED_PYTHONS
 from lessons_src.logs import quiet_console
 from lessons_src.paths import course_home, repo_root
 
@@ -43,10 +44,13 @@ def pinned_versions(path: Path | None = None) -> dict[str, str]:
 
 
 def check_python() -> CheckResult:
-    """The course is pinned and tested on Python 3.11."""
+    """The course runs on a supported Python (3.11 to 3.14)."""
     found = sys.version.split()[0]
     return CheckResult(
-        "python", sys.version_info[:2] == (3, 11), found, "install Python 3.11 and run `make clean && make course`"
+        "python",
+        sys.version_info[:2] in SUPPORTED_PYTHONS,
+        found,
+        "install Python 3.11 to 3.14, delete .venv and run `python course.py`",
     )
 
 
@@ -61,7 +65,7 @@ def check_pins() -> CheckResult:
         if installed != pinned:
             wrong.append(f"{name} {installed} (pinned {pinned})")
     detail = f"{len(pinned_versions())} pinned packages match" if not wrong else "; ".join(wrong)
-    return CheckResult("packages", not wrong, detail, "run `make install` (or `make clean && make course`)")
+    return CheckResult("packages", not wrong, detail, "run `python course.py install` (or `make install`)")
 
 
 def check_disk() -> CheckResult:
@@ -145,7 +149,7 @@ def run_doctor() -> list[CheckResult]:
                 check.__name__.removeprefix("check_"),
                 False,
                 f"{type(error).__name__}: {error}",
-                "run `make clean && make course`, then the doctor again",
+                "delete .venv and .course, run `python course.py`, then the doctor again",
             )
         print(result.line(), flush=True)
         results.append(result)

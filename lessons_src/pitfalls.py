@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lessons_src.paths import course_home
-from lessons_src.processes import terminate
+from lessons_src.processes import detached, terminate
 
 # What a learner's `python my_flow.py` does: import Prefect, run one flow, print how long each part took.
 TRIVIAL_FLOW = """
@@ -149,6 +149,6 @@ def start_flow_script(label: str, api_url: str | None = None) -> FlowScript:
             stderr=err,
             stdin=subprocess.DEVNULL,
             cwd=folder,
-            start_new_session=True,
+            **detached(),
         )
     return FlowScript(label, process, folder, started)

@@ -2,68 +2,95 @@
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import os
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import psutil
+from filelock import FileLock
 
 
 class ServiceStartError(RuntimeError):
     """A background service exited at start or never answered; the message ends with its log's last lines."""
 
 
+def detached() -> dict[str, Any]:
+    """Return Popen arguments that start a process in its own group, so a notebook's Ctrl+C or exit spares it."""
+    if os.name == "nt":
+        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+    return {"start_new_session": True}
+
+
 def pid_alive(pid: int) -> bool:
     """Return True for a live process (a finished one waiting to be reaped counts as gone)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
+    except psutil.AccessDenied:
         return True
+
+
+def _process_tree(pid: int) -> list[psutil.Process]:
+    """Return process `pid` and its descendants, and on POSIX whatever still runs in its process group."""
+    found: dict[int, psutil.Process] = {}
+    with contextlib.suppress(psutil.Error):
+        root = psutil.Process(pid)
+        found[pid] = root
+        found.update((child.pid, child) for child in root.children(recursive=True))
+    group_of = getattr(os, "getpgid", None)  # POSIX: a child whose parent exited stays in the group it started in
+    if group_of is not None:
+        for other in psutil.process_iter():
+            with contextlib.suppress(OSError, psutil.Error):
+                if other.pid not in found and group_of(other.pid) == pid:
+                    found[other.pid] = other
+    return list(found.values())
+
+
+def _still_running(member: psutil.Process, process: subprocess.Popen | None) -> bool:
+    """Return True while `member` runs; reap it when it is a finished child of this process."""
+    if process is not None and member.pid == process.pid:
+        return process.poll() is None  # Popen reaps its own child and keeps the exit status
     try:
-        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return True
+        if member.status() != psutil.STATUS_ZOMBIE:
+            return member.is_running()
+        with contextlib.suppress(psutil.Error, ChildProcessError):
+            member.wait(timeout=0)  # reaps it when it is this process's child
+        return False
+    except psutil.NoSuchProcess:
+        return False
 
 
 def terminate(target: int | subprocess.Popen, grace: float = 10.0) -> None:
-    """Send SIGTERM to the process group led by `target`, then SIGKILL if it is still alive after `grace` seconds.
+    """Stop a process and everything it started: terminate, then kill what still runs after `grace` seconds.
 
-    Pass the `Popen` when you hold it: its exit status is then kept (`returncode`, e.g. -15 for SIGTERM). A bare pid
-    is reaped here when it is this process's child, so it does not linger as a zombie.
+    Pass the `Popen` when you hold it: its exit status is then kept (`returncode`; on Linux and macOS -15 after
+    SIGTERM). A bare pid is reaped here when it is this process's child, so it does not linger as a zombie.
     """
     process = target if isinstance(target, subprocess.Popen) else None
-    pid = process.pid if process else int(target)
-
-    def alive() -> bool:
-        if process is not None:
-            return process.poll() is None
-        try:
-            os.waitpid(pid, os.WNOHANG)  # reap a child whose Popen this process no longer holds
-        except ChildProcessError:
-            pass
-        return pid_alive(pid)
-
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        alive()
-        return
+    pid = process.pid if process is not None else int(target)
+    tree = _process_tree(pid)
+    for member in tree:
+        with contextlib.suppress(psutil.Error):
+            member.terminate()
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if not alive():
-            return
+    while any(_still_running(member, process) for member in tree):
+        if time.monotonic() > deadline:
+            for member in tree:
+                with contextlib.suppress(psutil.Error):
+                    member.kill()
+            break
         time.sleep(0.05)
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     if process is not None:
         process.wait()
+    else:
+        for member in tree:
+            _still_running(member, None)  # reap what the kill ended
 
 
 def log_tail(path: Path, lines: int = 15) -> str:
@@ -77,8 +104,7 @@ def log_tail(path: Path, lines: int = 15) -> str:
 @contextmanager
 def start_lock(path: Path) -> Iterator[None]:
     """Hold an exclusive lock on `path`, so two kernels starting the same service at once share one instance."""
-    with open(path, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with FileLock(path):
         yield
 
 
@@ -90,7 +116,7 @@ def start_service(
     env: dict[str, str] | None = None,
     poll_seconds: float = 0.05,
 ) -> subprocess.Popen:
-    """Start `command` in its own session, logging to `log_path`, and return it once `is_ready()` is true."""
+    """Start `command` in its own process group, logging to `log_path`, and return it once `is_ready()` is true."""
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             list(command),
@@ -98,7 +124,7 @@ def start_service(
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            start_new_session=True,
+            **detached(),
         )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from lessons_src.paths import course_home, repo_root
-from lessons_src.processes import log_tail, pid_alive, terminate
+from lessons_src.processes import detached, log_tail, pid_alive, terminate
 
 RUNNER_POLL_SECONDS = 1  # Prefect's default is 10 s between the runner's checks for runs to start
 READY_TIMEOUT_S = 90.0
@@ -93,7 +93,7 @@ class ServeProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                start_new_session=True,
+                **detached(),
             )
         _STARTED.append(self)
         return self

@@ -27,6 +27,8 @@ def jupyter_lab():
 
     import httpx
 
+    from lessons_src.processes import detached
+
     token = "course-test-token"
     started: list[subprocess.Popen] = []
 
@@ -53,7 +55,7 @@ def jupyter_lab():
                 env=env or dict(os.environ),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
-                start_new_session=True,
+                **detached(),
             )
         )
         url = f"http://127.0.0.1:{port}{base_url}"

@@ -25,7 +25,7 @@ def test_a_wrong_version_fails_with_the_fix(monkeypatch):
     monkeypatch.setattr(doctor, "version", lambda name: "0.0.1")
     result = doctor.check_pins()
     assert not result.ok and f"prefect 0.0.1 (pinned {doctor.pinned_versions()['prefect']})" in result.detail
-    assert "fix: run `make install`" in result.line()
+    assert "fix: run `python course.py install`" in result.line()
 
 
 def test_a_crashing_check_is_reported_not_raised(monkeypatch, capsys):

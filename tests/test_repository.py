@@ -23,7 +23,9 @@ def test_requirements_and_environment_pin_the_same_versions():
 
 def test_every_prefect_version_the_course_names_is_the_pinned_and_installed_one():
     pinned = pinned_versions()["prefect"]
-    assert version("prefect") == pinned, f"installed prefect {version('prefect')}, pinned {pinned}: run make install"
+    assert version("prefect") == pinned, (
+        f"installed prefect {version('prefect')}, pinned {pinned}: run python course.py install"
+    )
     texts = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *notebooks.course_notebooks()]
     for path in texts:
         named = set(re.findall(r"Prefect (3\.\d+\.\d+)", path.read_text(), re.IGNORECASE))
