@@ -96,8 +96,17 @@ def _course() -> int:
     return subprocess.call(_jupyter_lab_command(), env=env)
 
 
-def _test(pytest_args: Sequence[str]) -> int:
-    """Run lint, unit tests and every notebook under nbval; stop only the services this run started."""
+def _notebook_targets(pairs: Sequence[str]) -> list[str]:
+    """Return what pytest should collect of notebooks/: the folder, or only the lessons of the chosen pairs."""
+    if not pairs:
+        return ["notebooks"]
+    from lessons_src.notebooks import course_notebooks
+
+    return [f"notebooks/{p.name}" for p in course_notebooks() if p.name[:2] in pairs]
+
+
+def _test(pytest_args: Sequence[str], pairs: Sequence[str] = ()) -> int:
+    """Run lint, unit tests and the notebooks (of `pairs`, or all); stop only the services this run started."""
     server_was_running = server.running_server() is not None
     api_was_running = demo_api.demo_api_status().startswith("running")
     info = server.running_server() or server.start_server()
@@ -118,7 +127,8 @@ def _test(pytest_args: Sequence[str]) -> int:
                 # tests/test_exercise_notebooks.py runs the exercises notebooks and reads what their checks print
                 "--ignore-glob=notebooks/*_exercises.ipynb",
                 "tests",
-                "notebooks",
+                *_notebook_targets(pairs),
+                *([f"--pairs={','.join(pairs)}"] if pairs else []),
                 *pytest_args,
             ],
             cwd=root,
@@ -146,6 +156,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("doctor", help="check this machine before class: versions, ports, disk, server, demo API")
     commands.add_parser("course", help="start the server and open JupyterLab on the notebooks")
     test_parser = commands.add_parser("test", help="lint, unit tests and every notebook (nbval)")
+    test_parser.add_argument(
+        "--pairs", type=lambda text: text.split(","), default=[], help="only these pairs' notebooks and tests, e.g. 01"
+    )
     test_parser.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra arguments for pytest")
     args = parser.parse_args(argv)
     try:
@@ -159,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _doctor()
         if args.command == "course":
             return _course()
-        return _test(args.pytest_args)
+        return _test(args.pytest_args, args.pairs)
     except (server.CourseServerError, DemoAPIError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -123,28 +123,38 @@ def proxy_prefix() -> str | None:
     return prefix if prefix else None
 
 
+def codespace_url(port: int) -> str | None:
+    """Return the address GitHub Codespaces forwards `port` to, when running in a codespace, else None."""
+    name = os.environ.get("CODESPACE_NAME")
+    domain = os.environ.get("GITHUB_CODESPACES_PORT_FORWARDING_DOMAIN")
+    return f"https://{name}-{port}.{domain}" if name and domain else None
+
+
 def ui_address(info: ServerInfo) -> str:
-    """Return where a learner's browser reaches the UI: directly, or through jupyter-server-proxy on JupyterHub."""
+    """Return where a learner's browser reaches the UI: directly, through JupyterHub's proxy, or a codespace's."""
     prefix = proxy_prefix()
-    return f"{prefix.rstrip('/')}/proxy/absolute/{info.port}/" if prefix else info.url
+    if prefix:
+        return f"{prefix.rstrip('/')}/proxy/absolute/{info.port}/"
+    return codespace_url(info.port) or info.url
 
 
-def _proxy_ui_settings(port: int) -> dict[str, str]:
-    """Serve the UI under jupyter-server-proxy's paths when behind JupyterHub (Binder)."""
+def _remote_ui_settings(port: int) -> dict[str, str]:
+    """Point the UI's browser code at an API address the browser can reach: Binder's proxy or a codespace's port."""
     prefix = proxy_prefix()
-    if prefix is None:
-        return {}
-    base = prefix.rstrip("/")
-    return {
-        "PREFECT_UI_SERVE_BASE": f"{base}/proxy/absolute/{port}",
-        "PREFECT_UI_API_URL": f"{base}/proxy/{port}/api",
-    }
+    if prefix is not None:
+        base = prefix.rstrip("/")
+        return {
+            "PREFECT_UI_SERVE_BASE": f"{base}/proxy/absolute/{port}",
+            "PREFECT_UI_API_URL": f"{base}/proxy/{port}/api",
+        }
+    forwarded = codespace_url(port)
+    return {"PREFECT_UI_API_URL": f"{forwarded}/api"} if forwarded else {}
 
 
 def _server_env(port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(SERVER_SETTINGS)
-    env.update(_proxy_ui_settings(port))
+    env.update(_remote_ui_settings(port))
     env["PREFECT_HOME"] = str(prefect_home())
     env["PREFECT_API_URL"] = f"http://{HOST}:{port}/api"
     return env

@@ -2,10 +2,32 @@
 
 from __future__ import annotations
 
+import re
+
 import matplotlib
 import pytest
 
 matplotlib.use("Agg")
+
+PAIR_IN_TEST_ID = re.compile(r"test_exercises_(\d\d)\.py|\[(\d\d)[_\]]")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--pairs", default="", help="run only these pairs' tests (and every test of no pair), e.g. 01")
+
+
+def pytest_collection_modifyitems(config, items):
+    """With --pairs, deselect the tests that belong to other pairs (test_exercises_NN, ids such as [NN...])."""
+    wanted = {p for p in config.getoption("--pairs").split(",") if p}
+    if not wanted:
+        return
+    keep, drop = [], []
+    for item in items:
+        match = PAIR_IN_TEST_ID.search(item.nodeid)
+        pair = match and (match.group(1) or match.group(2))
+        (drop if pair and pair not in wanted else keep).append(item)
+    config.hook.pytest_deselected(items=drop)
+    items[:] = keep
 
 
 @pytest.fixture

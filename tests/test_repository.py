@@ -97,14 +97,31 @@ def test_binder_links_use_the_configured_repository_and_open_existing_notebooks(
     slug = notebooks.github_repository()
     launches = re.findall(r"https://mybinder\.org/v2/gh/([^/]+/[^/]+)/HEAD\?urlpath=lab/tree/([^)\s]+)", readme)
     assert launches and all(found == slug for found, _ in launches)
+    codespaces = re.findall(r"https://codespaces\.new/([^/?]+/[^/?)]+)", readme)
+    assert codespaces and all(found == slug for found in codespaces), codespaces
     for _, target in launches:
         assert (ROOT / target).exists(), target
 
 
 def test_ci_runs_the_readme_test_command():
-    assert "make test" in (ROOT / ".ci" / "run").read_text()
-    assert "make test" in (ROOT / ".github" / "workflows" / "ci.yml").read_text()
-    assert "make test" in (ROOT / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text()
+    for command in ("python course.py test", "python course.py\n", "make test", "make course"):
+        assert command in readme, command
+    assert "make test" in (ROOT / ".ci" / "run").read_text() and "course.py test" in (ROOT / "Makefile").read_text()
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
+    for name, job in workflow["jobs"].items():
+        commands = [step["run"] for step in job["steps"] if "run" in step]
+        assert any(c.startswith("python course.py test") for c in commands), f"job {name} runs {commands}"
+
+
+def test_ci_covers_linux_macos_and_windows_on_the_lowest_and_highest_supported_python():
+    from lessons_src.course import SUPPORTED_PYTHONS
+
+    jobs = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())["jobs"]
+    lowest, highest = (f"{v[0]}.{v[1]}" for v in (min(SUPPORTED_PYTHONS), max(SUPPORTED_PYTHONS)))
+    for job, systems in (("full", {"ubuntu-latest"}), ("smoke", {"macos-latest", "windows-latest"})):
+        matrix = jobs[job]["strategy"]["matrix"]
+        assert set(matrix["os"]) == systems and set(matrix["python"]) == {lowest, highest}, (job, matrix)
 
 
 def test_the_drift_guard_runs_the_course_on_the_newest_prefect_every_week():
@@ -112,7 +129,7 @@ def test_the_drift_guard_runs_the_course_on_the_newest_prefect_every_week():
     job = workflow["jobs"]["notebooks-on-newest-prefect"]
     commands = "\n".join(step.get("run", "") for step in job["steps"])
     assert workflow[True]["schedule"], "a weekly schedule"  # YAML 1.1 reads the key `on` as True
-    assert "--upgrade prefect prefect-dask fastapi" in commands and "prefect==" in commands  # pins dropped on purpose
+    assert "--upgrade prefect prefect-dask fastapi sqlalchemy" in commands and "prefect==" in commands  # unpinned
     assert "lessons_src test" in commands
     assert "continue-on-error" not in job, "a failure must show red"
 
