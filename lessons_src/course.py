@@ -31,10 +31,10 @@ def setup(quiet: bool = False) -> ServerInfo:
             "course's kernel, or run `python course.py` from the repository (it finds a supported Python)."
         )
     already = running_server()
-    info = already or start_server()
+    info = already or start_server(say=None if quiet else print)
     connect_prefect(info)
     if not quiet:
-        how = "using the course server already running" if already else "started the course server"
+        how = "using the course server already running" if already else "the course server is ready"
         print(f"Prefect {version('prefect')} on Python {sys.version.split()[0]}: {how}.")
         print(f"Prefect UI: {ui_address(info)}    (API {info.api_url})")
     return info

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 
 class ServiceStartError(RuntimeError):
@@ -101,11 +101,29 @@ def log_tail(path: Path, lines: int = 15) -> str:
         return f"(no log at {path})"
 
 
+PROGRESS_EVERY_S = 5.0  # how often a long wait says it is still waiting
+
+
 @contextmanager
-def start_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on `path`, so two kernels starting the same service at once share one instance."""
-    with FileLock(path):
+def start_lock(path: Path, waiting: Callable[[float], None] | None = None) -> Iterator[None]:
+    """Hold an exclusive lock on `path`, so two kernels starting the same service at once share one instance.
+
+    While another process holds it, `waiting(seconds waited)` is called every few seconds.
+    """
+    lock = FileLock(path)
+    started = time.monotonic()
+    patience = 0.0  # say at once that another process holds it, then every few seconds
+    while True:
+        try:
+            lock.acquire(timeout=patience if waiting else -1)
+            break
+        except Timeout:
+            waiting(time.monotonic() - started)
+            patience = PROGRESS_EVERY_S
+    try:
         yield
+    finally:
+        lock.release()
 
 
 def start_service(
@@ -115,8 +133,12 @@ def start_service(
     timeout: float,
     env: dict[str, str] | None = None,
     poll_seconds: float = 0.05,
+    waiting: Callable[[float], None] | None = None,
 ) -> subprocess.Popen:
-    """Start `command` in its own process group, logging to `log_path`, and return it once `is_ready()` is true."""
+    """Start `command` in its own process group, logging to `log_path`, and return it once `is_ready()` is true.
+
+    While it is not ready, `waiting(seconds waited)` is called every few seconds.
+    """
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             list(command),
@@ -126,14 +148,18 @@ def start_service(
             stdin=subprocess.DEVNULL,
             **detached(),
         )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    started = time.monotonic()
+    next_word = started + PROGRESS_EVERY_S
+    while time.monotonic() < started + timeout:
         if process.poll() is not None:
             raise ServiceStartError(
                 f"it exited at start (code {process.returncode}). Last lines of {log_path}:\n{log_tail(log_path)}"
             )
         if is_ready():
             return process
+        if waiting and time.monotonic() >= next_word:
+            waiting(time.monotonic() - started)
+            next_word += PROGRESS_EVERY_S
         time.sleep(poll_seconds)
     terminate(process.pid)
     raise ServiceStartError(f"it did not answer within {timeout:g} s. Last lines of {log_path}:\n{log_tail(log_path)}")

@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -160,17 +161,34 @@ def _server_env(port: int) -> dict[str, str]:
     return env
 
 
-def start_server(port: int | None = None, timeout: float = START_TIMEOUT_S) -> ServerInfo:
-    """Start the course server in the background, or return the healthy one already running."""
+def start_server(
+    port: int | None = None, timeout: float = START_TIMEOUT_S, say: Callable[[str], None] | None = print
+) -> ServerInfo:
+    """Start the course server in the background, or return the healthy one already running (or being started).
+
+    A start that takes more than a moment says what it waits for through `say` (None: silently).
+    """
     if port is not None and not 1 <= port <= 65535:
         raise ValueError(f"port must be between 1 and 65535, got {port!r}")
-    with start_lock(course_home() / "server.lock"):
-        return running_server() or _start(port, timeout)
+    tell = say or (lambda _: None)
+
+    def another_process_starts_it(seconds: float) -> None:
+        tell(f"Another process is starting the course server; waiting for it ({seconds:.0f} s)...")
+
+    with start_lock(course_home() / "server.lock", waiting=another_process_starts_it):
+        return running_server() or _start(port, timeout, tell)
 
 
-def _start(port: int | None, timeout: float) -> ServerInfo:
+def _start(port: int | None, timeout: float, tell: Callable[[str], None]) -> ServerInfo:
     previous = _read_state()
     port = choose_port(port or (previous.port if previous else DEFAULT_PORT))
+    fresh = not (prefect_home() / "prefect.db").exists()
+    first = " (a first start creates its database: up to a minute)" if fresh else ""
+    tell(f"Starting the course's Prefect server on port {port}{first}...")
+
+    def still_starting(seconds: float) -> None:
+        tell(f"  still starting ({seconds:.0f} s; its log: {_log_file()})")
+
     command = [
         sys.executable,
         "-m",
@@ -184,7 +202,9 @@ def _start(port: int | None, timeout: float) -> ServerInfo:
         "--analytics-off",
     ]
     try:
-        process = start_service(command, _log_file(), lambda: is_healthy(port), timeout, _server_env(port), 0.2)
+        process = start_service(
+            command, _log_file(), lambda: is_healthy(port), timeout, _server_env(port), 0.2, still_starting
+        )
     except ServiceStartError as error:
         raise CourseServerError(f"The Prefect server did not start: {error}\nThen run: {START_COMMAND}") from None
     info = ServerInfo(pid=process.pid, port=port, home=str(prefect_home()))

@@ -2,6 +2,8 @@
 
 import json
 import re
+import subprocess
+import sys
 from importlib.metadata import version
 
 import yaml
@@ -30,6 +32,11 @@ def test_every_prefect_version_the_course_names_is_the_pinned_and_installed_one(
     for path in texts:
         named = set(re.findall(r"Prefect (3\.\d+\.\d+)", path.read_text(), re.IGNORECASE))
         assert named <= {pinned}, f"{path.name} names Prefect {sorted(named)}; the course pins and checks {pinned}"
+
+
+def test_the_installed_set_has_no_dependency_conflict():
+    result = subprocess.run([sys.executable, "-m", "pip", "check"], capture_output=True, text=True)
+    assert result.returncode == 0, f"pip check found conflicts in the pinned set:\n{result.stdout}{result.stderr}"
 
 
 def test_every_pin_agrees_with_the_frozen_constraints():

@@ -102,7 +102,7 @@ def test_setup_restarts_a_stopped_server_and_says_so(started, capsys, monkeypatc
     assert "not running" in server.server_status()
     info = setup()
     out = capsys.readouterr().out
-    assert "started the course server" in out
+    assert "Starting the course's Prefect server" in out and "the course server is ready" in out
     assert info.url in out
     assert os.environ["PREFECT_API_URL"] == info.api_url
     setup()
