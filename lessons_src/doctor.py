@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from lessons_src import demo_api, server
+from lessons_src import database, demo_api, server
 from lessons_src.course import SUPPORTED_PYTHONS
 from lessons_src.logs import quiet_console
 from lessons_src.paths import course_home, repo_root
@@ -115,6 +115,22 @@ def check_server() -> CheckResult:
     return CheckResult("prefect server", ok, detail, "`python -m lessons_src server reset`, then run the doctor again")
 
 
+def check_database() -> CheckResult:
+    """The course server runs on the database it is set to use (PostgreSQL unless COURSE_DATABASE=sqlite)."""
+    wanted = database.wanted_kind()
+    info = server.running_server()
+    if info is None:
+        return CheckResult("database", False, "the course server is not running", server.START_COMMAND)
+    where = f", data in {database.data_folder()}, pid {info.database_pid}" if info.database == "postgresql" else ""
+    return CheckResult(
+        "database",
+        info.database == wanted,
+        f"{info.database}{where}" + ("" if info.database == wanted else f" (set to {wanted})"),
+        f"PostgreSQL did not start: read {database.data_folder() / 'log'}; or accept SQLite with "
+        f"{database.SETTING}=sqlite",
+    )
+
+
 def check_demo_api() -> CheckResult:
     """The demo HTTP API starts and answers a real request."""
     try:
@@ -134,6 +150,7 @@ CHECKS: list[Callable[[], CheckResult]] = [
     check_disk,
     check_ports,
     check_server,
+    check_database,
     check_demo_api,
 ]
 

@@ -36,6 +36,16 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
+def process_runs(pid: int, *words: str) -> bool:
+    """Return True when `pid` is alive and its command line holds every one of `words` (it is still our process)."""
+    try:
+        process = psutil.Process(pid)
+        command = " ".join(process.cmdline())
+        return process.status() != psutil.STATUS_ZOMBIE and all(word in command for word in words)
+    except psutil.Error:
+        return False
+
+
 def _process_tree(pid: int) -> list[psutil.Process]:
     """Return process `pid` and its descendants, and on POSIX whatever still runs in its process group."""
     found: dict[int, psutil.Process] = {}

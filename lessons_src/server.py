@@ -1,4 +1,4 @@
-"""Start, find, stop and reset the course's own local Prefect server (SQLite, course-local PREFECT_HOME)."""
+"""Start, find, stop and reset the course's own local Prefect server and its database (course-local PREFECT_HOME)."""
 
 from __future__ import annotations
 
@@ -14,13 +14,14 @@ from pathlib import Path
 
 import httpx
 
+from lessons_src import database
 from lessons_src.paths import course_home
-from lessons_src.processes import ServiceStartError, pid_alive, start_lock, start_service, terminate
+from lessons_src.processes import ServiceStartError, pid_alive, process_runs, start_lock, start_service, terminate
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 4200
 PORT_RANGE = range(4200, 4300)
-START_TIMEOUT_S = 90.0  # the first start migrates a fresh SQLite database, which takes longer
+START_TIMEOUT_S = 90.0  # the first start migrates a fresh database, which takes longer
 START_COMMAND = "python -m lessons_src server start"
 
 # Settings the course server runs with. Tag limits poll for free slots every
@@ -46,6 +47,8 @@ class ServerInfo:
     pid: int
     port: int
     home: str
+    database: str = "sqlite"  # "postgresql" or "sqlite"
+    database_pid: int | None = None  # the PostgreSQL server, whose death the Prefect server does not survive
 
     @property
     def url(self) -> str:
@@ -74,12 +77,12 @@ def _log_file() -> Path:
 
 
 def is_healthy(port: int, timeout: float = 1.0) -> bool:
-    """Return True when a Prefect server answers its health check on this port."""
+    """Return True when a Prefect server on this port answers and reaches its database (`/api/ready`)."""
     try:
-        response = httpx.get(f"http://{HOST}:{port}/api/health", timeout=timeout)
+        response = httpx.get(f"http://{HOST}:{port}/api/ready", timeout=timeout)
     except httpx.HTTPError:
         return False
-    return response.status_code == 200 and response.json() is True
+    return response.status_code == 200
 
 
 def _port_free(port: int) -> bool:
@@ -100,11 +103,17 @@ def _read_state() -> ServerInfo | None:
 
 
 def running_server() -> ServerInfo | None:
-    """Return the course server recorded in the state file if it is alive and healthy, else None."""
+    """Return the course server recorded in the state file if it and its database are alive and healthy, else None."""
     info = _read_state()
-    if info and pid_alive(info.pid) and is_healthy(info.port):
+    database_alive = info is not None and (info.database_pid is None or pid_alive(info.database_pid))
+    if info and database_alive and pid_alive(info.pid) and is_healthy(info.port):
         return info
     return None
+
+
+def _is_course_server(info: ServerInfo) -> bool:
+    """Return True when the pid in the state file is still the course's `prefect server start` on its port."""
+    return process_runs(info.pid, "prefect", "server", "start", str(info.port))
 
 
 def choose_port(preferred: int = DEFAULT_PORT) -> int:
@@ -152,12 +161,14 @@ def _remote_ui_settings(port: int) -> dict[str, str]:
     return {"PREFECT_UI_API_URL": f"{forwarded}/api"} if forwarded else {}
 
 
-def _server_env(port: int) -> dict[str, str]:
+def _server_env(port: int, db: database.Database | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(SERVER_SETTINGS)
     env.update(_remote_ui_settings(port))
     env["PREFECT_HOME"] = str(prefect_home())
     env["PREFECT_API_URL"] = f"http://{HOST}:{port}/api"
+    if db is not None and db.url:
+        env["PREFECT_API_DATABASE_CONNECTION_URL"] = db.url
     return env
 
 
@@ -181,10 +192,14 @@ def start_server(
 
 def _start(port: int | None, timeout: float, tell: Callable[[str], None]) -> ServerInfo:
     previous = _read_state()
+    if previous and _is_course_server(previous):  # alive but unhealthy, or its database died: start both afresh
+        tell(f"The course server (pid {previous.pid}) no longer answers or lost its database; restarting it.")
+        terminate(previous.pid)
     port = choose_port(port or (previous.port if previous else DEFAULT_PORT))
-    fresh = not (prefect_home() / "prefect.db").exists()
+    fresh = not (prefect_home() / "prefect.db").exists() and not database.data_folder().exists()
+    db = database.start_database(tell)
     first = " (a first start creates its database: up to a minute)" if fresh else ""
-    tell(f"Starting the course's Prefect server on port {port}{first}...")
+    tell(f"Starting the course's Prefect server on port {port}, on {db.kind}{first}...")
 
     def still_starting(seconds: float) -> None:
         tell(f"  still starting ({seconds:.0f} s; its log: {_log_file()})")
@@ -203,28 +218,30 @@ def _start(port: int | None, timeout: float, tell: Callable[[str], None]) -> Ser
     ]
     try:
         process = start_service(
-            command, _log_file(), lambda: is_healthy(port), timeout, _server_env(port), 0.2, still_starting
+            command, _log_file(), lambda: is_healthy(port), timeout, _server_env(port, db), 0.2, still_starting
         )
     except ServiceStartError as error:
         raise CourseServerError(f"The Prefect server did not start: {error}\nThen run: {START_COMMAND}") from None
-    info = ServerInfo(pid=process.pid, port=port, home=str(prefect_home()))
+    info = ServerInfo(pid=process.pid, port=port, home=str(prefect_home()), database=db.kind, database_pid=db.pid)
     _state_file().write_text(json.dumps(asdict(info)))
     return info
 
 
 def stop_server() -> bool:
-    """Stop the course server if it runs; return True when one was stopped."""
+    """Stop the course server, then its database; return True when a server was stopped."""
     info = _read_state()
     _state_file().unlink(missing_ok=True)
-    if info and pid_alive(info.pid):
+    stopped = bool(info and _is_course_server(info))
+    if stopped:
         terminate(info.pid)
-        return True
-    return False
+    database.stop_database()  # after the server: PostgreSQL's clients are gone
+    return stopped
 
 
 def reset_server() -> ServerInfo | None:
     """Wipe the course database (flows, runs, limits, variables); restart the server if it was running."""
     was_running = stop_server()
+    database.delete_database()
     shutil.rmtree(prefect_home(), ignore_errors=True)
     prefect_home()
     return start_server() if was_running else None
@@ -232,8 +249,13 @@ def reset_server() -> ServerInfo | None:
 
 def migrate_database() -> None:
     """Create or upgrade the course database ahead of the first start (Binder runs this at build time)."""
-    env = {**_server_env(DEFAULT_PORT), "PREFECT_HOME": str(prefect_home())}
-    subprocess.run([sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"], env=env, check=True)
+    db = database.start_database(print)
+    try:
+        env = _server_env(DEFAULT_PORT, db)
+        command = [sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"]
+        subprocess.run(command, env=env, check=True)
+    finally:
+        database.stop_database()
 
 
 def server_problem(timeout: float = 2.0) -> str | None:
@@ -257,5 +279,7 @@ def server_status() -> str:
     """Return one line saying whether the course server runs and where."""
     info = running_server()
     if info:
-        return f"running: UI {ui_address(info)}  API {info.api_url}  (pid {info.pid}, home {info.home})"
+        return (
+            f"running: UI {ui_address(info)}  API {info.api_url}  (pid {info.pid}, {info.database}, home {info.home})"
+        )
     return f"not running. Start it with: {START_COMMAND}"

@@ -15,6 +15,7 @@ def test_the_course_environment_passes_its_own_checks(course_server):
         doctor.check_disk,
         doctor.check_ports,
         doctor.check_server,
+        doctor.check_database,
         doctor.check_demo_api,
     ):
         result = check()
@@ -52,3 +53,13 @@ def test_no_free_port_fails_the_ports_check_with_the_fix(monkeypatch):
     result = doctor.check_ports()
     assert not result.ok and "No free port between 4200 and 4299" in result.detail
     assert "prefect server stop" in result.line()
+
+
+def test_a_server_on_sqlite_when_postgresql_was_wanted_fails_the_database_check(monkeypatch):
+    fell_back = doctor.server.ServerInfo(pid=1, port=4200, home="/tmp", database="sqlite")
+    monkeypatch.setattr(doctor.server, "running_server", lambda: fell_back)
+    monkeypatch.delenv(doctor.database.SETTING, raising=False)
+    result = doctor.check_database()
+    assert not result.ok and "sqlite (set to postgresql)" in result.detail and "COURSE_DATABASE=sqlite" in result.fix
+    monkeypatch.setenv(doctor.database.SETTING, "sqlite")
+    assert doctor.check_database().ok

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 
 import httpx
 import pytest
 
-from lessons_src import server
+from lessons_src import database, server
 from lessons_src.cli import main
 
 
@@ -33,7 +34,7 @@ def started(temp_home):
 
 def test_start_uses_a_course_local_prefect_home_and_answers_health(started, temp_home):
     assert started.home == str(temp_home / "prefect_home")
-    assert (temp_home / "prefect_home" / "prefect.db").exists()
+    assert (temp_home / "postgres" / "PG_VERSION").exists()
     assert server.is_healthy(started.port)
     assert started.api_url == f"http://127.0.0.1:{started.port}/api"
 
@@ -117,8 +118,32 @@ def test_reset_wipes_the_database_and_restarts(temp_home):
     assert not marker.exists()
 
 
+def test_the_server_runs_on_postgresql_and_recovers_when_postgres_is_killed(temp_home, capsys):
+    from lessons_src import setup
+
+    info = setup(quiet=True)
+    assert info.database == "postgresql" and info.database_pid == database.postmaster_pid()
+    os.kill(info.database_pid, signal.SIGKILL)  # a learner's machine kills it mid-lesson
+    assert server.running_server() is None, "a server whose database died is not the running server"
+    again = setup()
+    assert "lost its database; restarting it" in capsys.readouterr().out
+    assert again.database == "postgresql" and server.running_server() == again
+    assert again.database_pid != info.database_pid and again.pid != info.pid
+
+
 def test_stop_is_idempotent(temp_home):
     server.start_server()
     assert server.stop_server() is True
     assert server.stop_server() is False
     assert main(["server", "status"]) == 1
+
+
+def test_sqlite_mode_runs_the_server_on_prefects_sqlite_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_HOME", str(tmp_path))
+    monkeypatch.setenv(database.SETTING, "sqlite")
+    try:
+        info = server.start_server(say=None)
+        assert info.database == "sqlite" and info.database_pid is None
+        assert (tmp_path / "prefect_home" / "prefect.db").exists() and not (tmp_path / "postgres").exists()
+    finally:
+        server.stop_server()
