@@ -18,14 +18,12 @@ from lessons_src.cli import main
 @pytest.fixture(scope="module")
 def temp_home(tmp_path_factory):
     home = tmp_path_factory.mktemp("course_home")
-    previous = os.environ.get("COURSE_HOME")
-    os.environ["COURSE_HOME"] = str(home)
+    previous = {name: os.environ.pop(name, None) for name in ("COURSE_HOME", database.SETTING)}
+    os.environ["COURSE_HOME"] = str(home)  # and the default database, PostgreSQL, whatever this run uses
     yield home
     server.stop_server()
-    if previous is None:
-        os.environ.pop("COURSE_HOME", None)
-    else:
-        os.environ["COURSE_HOME"] = previous
+    os.environ.pop("COURSE_HOME")
+    os.environ.update({name: value for name, value in previous.items() if value is not None})
 
 
 @pytest.fixture(scope="module")
