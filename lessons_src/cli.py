@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 from lessons_src import demo_api, server
 from lessons_src.demo_api import DemoAPIError
-from lessons_src.paths import repo_root
+from lessons_src.paths import course_home_at, repo_root
+
+TEST_HOMES = "COURSE_TEST_HOMES"  # the folder under which each test process makes its own course home
 
 
 def _server(action: str) -> int:
@@ -105,17 +110,25 @@ def _notebook_targets(pairs: Sequence[str]) -> list[str]:
     return [f"notebooks/{p.name}" for p in course_notebooks() if p.name[:2] in pairs]
 
 
+def stop_course_services(home: Path) -> None:
+    """Stop the demo API, the course server and its database recorded in the course home `home`."""
+    with course_home_at(home):
+        demo_api.stop_demo_api()
+        server.stop_server()
+
+
 def _test(pytest_args: Sequence[str], pairs: Sequence[str] = ()) -> int:
-    """Run lint, unit tests and the notebooks (of `pairs`, or all); stop only the services this run started."""
-    server_was_running = server.running_server() is not None
-    api_was_running = demo_api.demo_api_status().startswith("running")
-    info = server.running_server() or server.start_server()
-    print(f"Course server: {info.url}")
+    """Run lint, unit tests and the notebooks (of `pairs`, or all) in course homes of their own; stop all they start.
+
+    A learner's running course server and demo API are never used, reset or stopped: each test process gets its own
+    course home under a temporary folder (tests/conftest.py), and everything started there is stopped at the end.
+    """
     root = repo_root()
+    sources = ["lessons_src", "tests", "flows", "course.py"]
+    lint = subprocess.call([sys.executable, "-m", "ruff", "check", *sources], cwd=root)
+    fmt = subprocess.call([sys.executable, "-m", "ruff", "format", "--check", *sources], cwd=root)
+    homes = Path(tempfile.mkdtemp(prefix="course-test-"))
     try:
-        sources = ["lessons_src", "tests", "flows", "course.py"]
-        lint = subprocess.call([sys.executable, "-m", "ruff", "check", *sources], cwd=root)
-        fmt = subprocess.call([sys.executable, "-m", "ruff", "format", "--check", *sources], cwd=root)
         tests = subprocess.call(
             [
                 sys.executable,
@@ -132,12 +145,12 @@ def _test(pytest_args: Sequence[str], pairs: Sequence[str] = ()) -> int:
                 *pytest_args,
             ],
             cwd=root,
+            env={**os.environ, TEST_HOMES: str(homes)},
         )
     finally:
-        if not api_was_running:
-            demo_api.stop_demo_api()
-        if not server_was_running:
-            server.stop_server()
+        for home in sorted(p for p in homes.iterdir() if p.is_dir()):
+            stop_course_services(home)
+        shutil.rmtree(homes, ignore_errors=True)
     return tests or lint or fmt
 
 
@@ -160,7 +173,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--pairs", type=lambda text: text.split(","), default=[], help="only these pairs' notebooks and tests, e.g. 01"
     )
     test_parser.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra arguments for pytest")
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)  # `test` hands options it does not know to pytest
+    if unknown and args.command != "test":
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         if args.command == "server":
             return _server(args.action)
@@ -172,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _doctor()
         if args.command == "course":
             return _course()
-        return _test(args.pytest_args, args.pairs)
+        return _test([*unknown, *args.pytest_args], args.pairs)
     except (server.CourseServerError, DemoAPIError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -32,3 +34,17 @@ def course_home() -> Path:
 def data_dir() -> Path:
     """Return the repository's `data/` folder."""
     return repo_root() / "data"
+
+
+@contextmanager
+def course_home_at(path: Path) -> Iterator[Path]:
+    """Use `path` as the course home (`COURSE_HOME`) inside the block, then restore the one before."""
+    previous = os.environ.get("COURSE_HOME")
+    os.environ["COURSE_HOME"] = str(path)
+    try:
+        yield course_home()
+    finally:
+        if previous is None:
+            os.environ.pop("COURSE_HOME", None)
+        else:
+            os.environ["COURSE_HOME"] = previous

@@ -1,8 +1,11 @@
-"""Shared fixtures: the course server for tests that run flows, and the Agg backend for plots."""
+"""Shared fixtures: a course home of the test process's own, the course server for tests that run flows, Agg plots."""
 
 from __future__ import annotations
 
+import os
 import re
+import sys
+from pathlib import Path
 
 import matplotlib
 import pytest
@@ -10,6 +13,29 @@ import pytest
 matplotlib.use("Agg")
 
 PAIR_IN_TEST_ID = re.compile(r"test_exercises_(\d\d)\.py|\[(\d\d)[_\]]")
+
+
+def pytest_configure(config):
+    """Under `python -m lessons_src test`, give this test process a course home of its own (one per xdist worker)."""
+    from lessons_src.cli import TEST_HOMES
+
+    homes = os.environ.get(TEST_HOMES)
+    if homes:
+        home = Path(homes) / os.environ.get("PYTEST_XDIST_WORKER", "main")
+        home.mkdir(parents=True, exist_ok=True)
+        os.environ["COURSE_HOME"] = str(home)
+
+
+def pytest_unconfigure(config):
+    """Stop what this test process started in its own course home, whatever failed."""
+    from lessons_src.cli import TEST_HOMES, stop_course_services
+
+    if os.environ.get(TEST_HOMES) and os.environ.get("COURSE_HOME"):
+        if "prefect.logging.handlers" in sys.modules:  # send the last flow logs while the server still answers
+            from prefect.logging.handlers import APILogWorker
+
+            APILogWorker.drain_all(timeout=5)
+        stop_course_services(Path(os.environ["COURSE_HOME"]))
 
 
 def pytest_addoption(parser):
