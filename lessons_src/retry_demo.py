@@ -21,12 +21,13 @@ FAILURE_COLOUR = "#d64545"
 
 @dataclass(frozen=True)
 class RetryHistory:
-    """One task run's attempts as Prefect recorded them: final state, run_count and the waits it scheduled."""
+    """One task run's attempts as Prefect recorded them: final state, run_count, scheduled waits and every state."""
 
     name: str
     state: str
     run_count: int
     retry_delays: tuple[float, ...]
+    states: tuple[str, ...] = ()
 
     @property
     def total_delay(self) -> float:
@@ -37,14 +38,15 @@ class RetryHistory:
 def retry_histories(
     run: State | FlowRun | UUID | str, expected: int | None = None, timeout: float = 10.0
 ) -> dict[str, RetryHistory]:
-    """Return each task run of a flow run by name, with the delay of every AwaitingRetry state it went through."""
+    """Return each task run of a flow run by name, with its states in order and the delay of each AwaitingRetry."""
     runs = settled_task_runs(run, expected, timeout)
     with get_client(sync_client=True) as client:
         histories = {}
         for task_run in runs:
+            states = sorted(client.read_task_run_states(task_run.id), key=lambda s: s.timestamp)
             delays = tuple(
                 round((s.state_details.scheduled_time - s.timestamp).total_seconds(), 3)
-                for s in sorted(client.read_task_run_states(task_run.id), key=lambda s: s.timestamp)
+                for s in states
                 if s.name == "AwaitingRetry" and s.state_details.scheduled_time is not None
             )
             histories[task_run.name] = RetryHistory(
@@ -52,6 +54,7 @@ def retry_histories(
                 state=task_run.state.name if task_run.state else "Unknown",
                 run_count=task_run.run_count,
                 retry_delays=delays,
+                states=tuple(s.name for s in states),
             )
     return histories
 

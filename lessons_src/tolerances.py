@@ -17,3 +17,8 @@ CLIENT_503_RETRY_S = 2.0
 # A served deployment's scheduled run may start before its slot: the serve process prefetches runs due in the
 # next 10 s and the server's WaitForScheduledTime rule rounds the wait to whole seconds (0.1 s early seen in CI).
 SCHEDULED_START_EARLY_S = 0.6
+
+# The same stamping gap when one client, or a few, retry at a time (pair 02's single-call checks and its comparison
+# of 3 strategies): 1-5 ms measured before; on 2026-12-01 (2 cores, load 2) at most 0.1 ms in 12 waits of 1 client
+# and 36 waits of 3 clients, while 10 clients reached 23 ms once in 120 waits (hence RETRY_STAMPING_S for herds).
+RETRY_STAMPING_FEW_CLIENTS_S = 0.02

@@ -1,6 +1,7 @@
-"""The pair 02 helpers read retry histories from Prefect and draw the demo API's records."""
+"""The pair 02 helpers read retry histories (waits and every state) from Prefect and draw the demo API's records."""
 
 import logging
+import time
 
 import pytest
 from matplotlib.figure import Figure
@@ -16,6 +17,7 @@ from lessons_src.retry_demo import (
     plot_success_curve,
     retry_histories,
 )
+from lessons_src.tolerances import RETRY_STAMPING_FEW_CLIENTS_S
 
 REQUESTS = [
     {"key": "a", "arrived": 10.3, "status": 200},
@@ -75,4 +77,25 @@ def test_retry_histories_reads_the_scheduled_waits(course_server):
         state = one_retried_task(return_state=True)
     history = retry_histories(state, expected=1)["fails-twice"]
     assert history.state == "Completed" and history.run_count == 3
-    assert history.retry_delays == pytest.approx((0.05, 0.1), abs=0.02)
+    assert history.retry_delays == pytest.approx((0.05, 0.1), abs=RETRY_STAMPING_FEW_CLIENTS_S)
+    assert history.states == (
+        "Pending", "Running", "AwaitingRetry", "Retrying", "AwaitingRetry", "Retrying", "Completed"
+    )  # fmt: skip
+
+
+@task(timeout_seconds=0.2, retries=1, retry_delay_seconds=0.05, task_run_name="times-out")
+def times_out() -> None:
+    time.sleep(1.0)  # called directly in a sync flow, so it runs in the main thread, where it can be interrupted
+
+
+@flow
+def one_timed_out_task() -> None:
+    times_out(return_state=True)
+
+
+def test_a_timed_out_attempt_with_a_retry_left_is_not_recorded_timed_out(course_server):
+    with quiet_console(logging.CRITICAL):
+        state = one_timed_out_task(return_state=True)
+    history = retry_histories(state, expected=1)["times-out"]
+    assert history.states == ("Pending", "Running", "AwaitingRetry", "Retrying", "TimedOut"), history
+    assert history.run_count == 2

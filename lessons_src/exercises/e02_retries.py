@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 from uuid import uuid4
 
 import httpx
 from prefect import Task, flow, task
+from prefect.client.schemas.objects import TaskRun
 from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
@@ -18,6 +19,7 @@ from lessons_src.checks import (
     CheckFailed,
     Exercise,
     ExerciseSet,
+    call_answer,
     expect,
     require_solved,
     require_task,
@@ -28,6 +30,7 @@ from lessons_src.demo_api import DemoAPI, start_demo_api
 from lessons_src.logs import quiet_console
 from lessons_src.retry_demo import RetryHistory, retry_histories
 from lessons_src.runs import task_runs
+from lessons_src.tolerances import RETRY_STAMPING_FEW_CLIENTS_S, RETRY_STAMPING_S
 
 http = httpx.Client(timeout=2.0)
 
@@ -43,7 +46,7 @@ def backoff_options() -> dict:
 
 
 def retry_transient(task, task_run, state) -> bool:
-    error = state.result(raise_on_failure=False)
+    error = state.result(raise_on_failure=False, _sync=True)  # the exception, in a sync or an async task
     if isinstance(error, httpx.TimeoutException):
         return True
     if isinstance(error, httpx.HTTPStatusError):
@@ -67,7 +70,11 @@ def pay(url: str, payment_id: str, order_id: int, amount: float) -> dict:
 # ---- graders ----
 
 RETRY_OPTIONS = ("retries", "retry_delay_seconds", "retry_jitter_factor", "retry_condition_fn")
-TOLERANCE_S = 0.02  # Prefect stamps a retry's state and its scheduled time a few milliseconds apart
+# Exercises 1 and 2 run one call at a time: a scheduled wait may read short by Prefect's stamping gap for few clients.
+TOLERANCE_S = RETRY_STAMPING_FEW_CLIENTS_S
+# Exercise 4's required spread: the 0.05 s its text states, and never less than RETRY_STAMPING_S, the most that
+# clients without jitter were measured to differ by (their stamping gaps), so no jitter cannot pass.
+MIN_JITTER_SPREAD_S = max(0.05, RETRY_STAMPING_S)
 
 
 @task
@@ -82,6 +89,15 @@ def fetch_weather(url: str) -> dict:
 def fetch_weather_fast(url: str) -> dict:
     """The task the check of exercise 3 runs with your retry_condition_fn: its client waits only 0.1 s."""
     response = http.get(url, timeout=0.1)
+    response.raise_for_status()
+    return response.json()
+
+
+@task
+async def fetch_weather_async(url: str) -> dict:
+    """The async copy of that task, on which exercise 3's check runs your retry_condition_fn once more."""
+    async with httpx.AsyncClient(timeout=0.1) as client:
+        response = await client.get(url)
     response.raise_for_status()
     return response.json()
 
@@ -101,43 +117,84 @@ def _run_quietly(checked_flow: Any) -> tuple[Any, Any]:
         return run_flow(checked_flow)
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _wait_list(waits: Any, what: str) -> list[float]:
+    """Return `waits` as a list of seconds, or fail saying what Prefect accepts and what arrived."""
+    expect(
+        isinstance(waits, list) and all(_is_number(w) and w >= 0 for w in waits),
+        f"{what} should be a list of seconds such as [0.05, 0.1]; got {type(waits).__name__} {short(waits)}",
+    )
+    expect(len(waits) <= 50, f"{what} holds {len(waits)} waits; Prefect allows at most 50")
+    return [float(w) for w in waits]
+
+
 def _configured_waits(options: Mapping[str, Any]) -> list[float]:
     """Return the wait before each retry that these options configure (before any jitter)."""
     retries = options.get("retries", 0)
     delay = options.get("retry_delay_seconds", 0)
     if callable(delay):
-        delay = delay(retries)
-    if isinstance(delay, int | float):
+        waits = _wait_list(delay(retries), f"retry_delay_seconds({retries})")
+    elif isinstance(delay, list):
+        waits = _wait_list(delay, "retry_delay_seconds")
+    else:
+        expect(
+            _is_number(delay) and delay >= 0,
+            "retry_delay_seconds should be a number of seconds, a list of them or exponential_backoff(...); got "
+            f"{type(delay).__name__} {short(delay)}"
+            + (": Prefect accepts a list, not a tuple" if isinstance(delay, tuple) else ""),
+        )
         return [float(delay)] * retries
-    waits = [float(d) for d in delay]
     return [waits[min(i, len(waits) - 1)] for i in range(retries)] if waits else [0.0] * retries
 
 
 def _options(answer: Any) -> dict:
     """Return the options dict a learner's function returns (or the dict itself), stopping if it holds TODO."""
-    options = answer() if callable(answer) else answer
-    expect(isinstance(options, dict), f"the function should return a dict of task options, not {short(options)}")
+    options = call_answer(answer) if callable(answer) else answer
+    expect(
+        isinstance(options, dict),
+        f"the function should return a dict of task options such as {{'retries': 2}}; got "
+        f"{type(options).__name__} {short(options)}",
+    )
     return require_solved(options)
 
 
-def _task_with(options: dict, longest_total_wait: float = 2.0) -> Task:
-    """Return fetch_weather with the learner's retry options, or fail saying which option is wrong."""
-    expect(isinstance(options, dict), f"the answer should be a dict of task options, not {type(options).__name__}")
+def _task_with(options: dict, longest_total_wait: float = 2.0, longest_wait: float | None = None) -> Task:
+    """Return fetch_weather with the learner's retry options, or fail saying which option is wrong or too slow."""
     unknown = sorted(set(options) - set(RETRY_OPTIONS))
     expect(
         not unknown,
-        f"{', '.join(unknown)} is not a retry option of a Prefect 3 task; use {', '.join(RETRY_OPTIONS[:3])}",
+        f"{', '.join(map(str, unknown))} is not a retry option of a Prefect 3 task; use {', '.join(RETRY_OPTIONS[:3])}",
     )
     retries = options.get("retries")
     expect(
         isinstance(retries, int) and not isinstance(retries, bool) and retries >= 0,
-        f"retries should be a whole number, got {short(retries)}",
+        f"retries should be a whole number such as 2; got {type(retries).__name__} {short(retries)}",
     )
     waits = _configured_waits(options)
-    jitter = options.get("retry_jitter_factor") or 0.0
+    jitter = options.get("retry_jitter_factor")
     expect(
-        sum(waits) * (1 + jitter) <= longest_total_wait,
-        f"these options can wait up to {sum(waits) * (1 + jitter):.2f} s in all; scale the waits down for the "
+        jitter is None or (_is_number(jitter) and jitter >= 0),
+        f"retry_jitter_factor should be a number of 0 or more, such as 1.0; got {type(jitter).__name__} "
+        f"{short(jitter)}",
+    )
+    condition = options.get("retry_condition_fn")
+    expect(
+        condition is None or callable(condition),
+        f"retry_condition_fn should be a function; got {type(condition).__name__}",
+    )
+    stretch = 1 + (jitter or 0.0)  # Prefect may wait up to delay × (1 + retry_jitter_factor)
+    if longest_wait is not None:
+        expect(
+            max(waits, default=0.0) * stretch <= longest_wait,
+            f"a wait can reach {max(waits, default=0.0) * stretch:.2f} s (delay × (1 + retry_jitter_factor)); keep "
+            f"every wait at most {longest_wait:g} s",
+        )
+    expect(
+        sum(waits) * stretch <= longest_total_wait,
+        f"these options can wait up to {sum(waits) * stretch:.2f} s in all; scale the waits down for the "
         f"classroom (at most {longest_total_wait:g} s in total here)",
     )
     return fetch_weather.with_options(**options)
@@ -165,9 +222,13 @@ def _grade_survive(answer: Any) -> str:
         "service), and the service fails the first 2 calls: allow enough retries for a third attempt",
     )
     expect(
-        len(history.retry_delays) == history.run_count - 1 and min(history.retry_delays) >= 0.05 - TOLERANCE_S,
-        f"Prefect retried without waiting (scheduled waits {list(history.retry_delays)}); give the service a "
+        len(history.retry_delays) == history.run_count - 1,
+        "Prefect retried at once, without waiting (no AwaitingRetry state was recorded); give the service a "
         "moment between attempts with retry_delay_seconds (0.05 s or more)",
+    )
+    expect(
+        min(history.retry_delays) >= 0.05 - TOLERANCE_S,
+        f"Prefect waited {list(history.retry_delays)} s before the retries; each wait should be at least 0.05 s",
     )
     return (
         f"Completed on attempt {history.run_count} (run_count), the service received {calls} calls, and Prefect "
@@ -182,6 +243,12 @@ def _grade_backoff(answer: Any) -> str:
         "leave jitter out of this one (exercise 4 adds it): with jitter the waits may not grow",
     )
     configured = _task_with(options)
+    planned = _configured_waits(options)[:4]  # the service fails 4 calls, so at most the first 4 waits are used
+    expect(
+        sum(planned) <= 1.0 + TOLERANCE_S,
+        f"the first 4 waits these options configure are {planned} s, {sum(planned):.2f} s in all; the budget is "
+        "1.0 s: start smaller or grow slower",
+    )
     key = _key("backoff")
     history = _single_call(configured, _api().url_for("/weather/oslo", fail_first=4, key=key))
     waits = list(history.retry_delays)
@@ -190,11 +257,13 @@ def _grade_backoff(answer: Any) -> str:
         f"the task run ended {history.state} after {history.run_count} attempts; the service fails its first 4 "
         "calls, so the fifth must be allowed",
     )
-    expect(bool(waits) and waits[0] >= 0.05 - TOLERANCE_S, f"the first wait was {waits[:1]} s; make it 0.05 s or more")
+    expect(bool(waits), "Prefect retried at once, without waiting (no AwaitingRetry state was recorded)")
+    expect(waits[0] >= 0.05 - TOLERANCE_S, f"the first wait was {waits[0]} s; make it 0.05 s or more")
     expect(
         all(later >= earlier - TOLERANCE_S for earlier, later in zip(waits, waits[1:], strict=False))
         and waits[-1] > waits[0],
-        f"Prefect waited {waits} s: the waits should grow (a rising list or exponential_backoff), not stay equal",
+        f"Prefect waited {waits} s: the waits should grow, each at least as long as the one before and the last "
+        "longer than the first (a rising list or exponential_backoff)",
     )
     expect(
         sum(waits) <= 1.0 + TOLERANCE_S,
@@ -203,73 +272,137 @@ def _grade_backoff(answer: Any) -> str:
     return f"Completed on attempt {history.run_count}; Prefect waited {waits} s, {sum(waits):.2f} s in all."
 
 
-CONDITION_CASES = {
+CONDITION_CASES = {  # what the demo API answers for each key, and how many calls a right condition lets through
     "502 once": ({"fail_first": 1, "fail_status": 502}, 2),
     "503 twice": ({"fail_first": 2}, 3),
     "time-out": ({"delay": 0.3}, 3),
     "404": ({"status": 404}, 1),
     "400": ({"status": 400}, 1),
 }
+ASYNC_CASE = ("503 twice, async task", {"fail_first": 2}, 3)
+# Each failure handed to your function directly, as Prefect hands it (first, so an error in your code shows its line),
+# with the answer a right condition gives: the live cases' failures, then ones the demo API cannot produce on demand.
+DIRECT_CASES: dict[str, tuple[int | Exception, bool]] = {
+    "502 Bad Gateway": (502, True),
+    "503 Service Unavailable": (503, True),
+    "504 Gateway Timeout": (504, True),
+    "429 Too Many Requests": (429, True),
+    "httpx.ReadTimeout": (httpx.ReadTimeout("timed out"), True),
+    "httpx.ConnectTimeout": (httpx.ConnectTimeout("timed out while connecting"), True),
+    "400 Bad Request": (400, False),
+    "401 Unauthorized": (401, False),
+    "403 Forbidden": (403, False),
+    "404 Not Found": (404, False),
+    "409 Conflict": (409, False),
+    "422 Unprocessable Entity": (422, False),
+    "KeyError from the task's own code": (KeyError("temperature_c"), False),
+}
 
 
-def _asks_for_429(condition: Callable[..., Any]) -> bool:
-    """Call the condition as Prefect would after a 429 answer, with the same kind of Failed state Prefect builds."""
-    request = httpx.Request("GET", "http://demo.invalid/weather/oslo")
-    error = httpx.HTTPStatusError(
-        "429 Too Many Requests", request=request, response=httpx.Response(429, request=request)
+DIRECT_TASK_RUN = TaskRun(name="direct-call", task_key="fetch_weather_fast", dynamic_key="0", run_count=1)
+
+
+def _failed_state(failure: int | Exception) -> Failed:
+    """Return the Failed state Prefect's engine hands to retry_condition_fn for this failure (see `can_retry`)."""
+    if isinstance(failure, int):
+        request = httpx.Request("GET", "http://demo.invalid/weather/oslo")
+        failure = httpx.HTTPStatusError(
+            f"{failure} error", request=request, response=httpx.Response(failure, request=request)
+        )
+    return Failed(data=failure, message=f"Task run encountered unexpected exception: {failure!r}")
+
+
+def _require_condition(answer: Any) -> None:
+    """Stop at once, saying why, if Prefect would never call `answer` or would call it with the wrong arguments."""
+    expect(
+        inspect.isfunction(answer) or inspect.iscoroutinefunction(answer),
+        "Prefect 3.8.8 calls a retry_condition_fn only when it is a function (def, async def or lambda); with "
+        f"{type(answer).__name__} it never calls it, and the task never retries",
     )
-    return bool(condition(fetch_weather_fast, None, Failed(data=error, message="Task run encountered an exception")))
+    try:
+        inspect.signature(answer).bind(None, None, None)
+    except TypeError:
+        raise CheckFailed(
+            f"your function's signature is {answer.__name__}{inspect.signature(answer)}; Prefect calls it as "
+            "fn(task, task_run, state), with three arguments. A different signature raises a TypeError inside "
+            "Prefect, which logs it and does not retry."
+        ) from None
 
 
 def _grade_condition(answer: Any) -> str:
-    expect(callable(answer), f"the answer should be a function, not {type(answer).__name__}")
-    keys = {case: _key(case.replace(" ", "-")) for case in CONDITION_CASES}
-    configured = fetch_weather_fast.with_options(retries=2, retry_delay_seconds=0.05, retry_condition_fn=answer)
+    _require_condition(answer)
+    async_name, async_behaviour, async_expected = ASYNC_CASE
+    keys = {case: _key(case.replace(" ", "-")) for case in [*CONDITION_CASES, async_name]}
+    options = {"retries": 2, "retry_delay_seconds": 0.05, "retry_condition_fn": answer}
 
-    @flow(name="ex02-which-failures", task_runner=ThreadPoolTaskRunner(max_workers=len(CONDITION_CASES)))
-    def which_failures() -> bool:
+    @flow(name="ex02-which-failures", task_runner=ThreadPoolTaskRunner(max_workers=len(keys)))
+    def which_failures() -> dict[str, Any]:
         futures = [
-            configured.with_options(task_run_name=case).submit(
+            fetch_weather_fast.with_options(task_run_name=case, **options).submit(
                 _api().url_for("/weather/berlin", key=keys[case], **behaviour)
             )
             for case, (behaviour, _) in CONDITION_CASES.items()
         ]
+        futures.append(
+            fetch_weather_async.with_options(task_run_name=async_name, **options).submit(
+                _api().url_for("/weather/berlin", key=keys[async_name], **async_behaviour)
+            )
+        )
+        answers = {}  # inside a sync flow, as Prefect calls it for a sync task: state.result() returns a value
+        for case, (failure, _) in DIRECT_CASES.items():
+            try:
+                answers[case] = call_answer(answer, fetch_weather_fast, DIRECT_TASK_RUN, _failed_state(failure))
+            except Exception as error:  # re-raised outside the flow, so the check reports your line
+                answers[case] = error
         for future in futures:
             future.wait()
-        return _asks_for_429(answer)  # inside the flow, as in Prefect's engine, state.result() returns a value
+        return answers
 
-    retries_429, state = _run_quietly(which_failures)
-    task_runs(state, expected=len(CONDITION_CASES))
+    answers, state = _run_quietly(which_failures)
+    expect(isinstance(answers, dict), f"the check's flow ended {state.name}: {short(answers)}")
+    for case, (_, wanted) in DIRECT_CASES.items():
+        given = answers[case]
+        if isinstance(given, Exception):
+            raise given  # reported as your code's error, with its line
+        expect(
+            bool(given) == wanted,
+            f"for a failure with {case} your function returned {short(given)}; expected {wanted}: "
+            + (
+                "5xx, 429 and time-outs are worth retrying"
+                if wanted
+                else "retry only 5xx, 429 and time-outs (a 4xx, or a bug in the task, will not change on retry)"
+            ),
+        )
+    task_runs(state, expected=len(keys))
     stats = _api().stats()
-    calls = {case: stats.attempts(keys[case]) for case in CONDITION_CASES}
-    signature_hint = ""
-    if len(inspect.signature(answer).parameters) != 3:
-        signature_hint = " Prefect calls it as fn(task, task_run, state): a different signature is an error, and "
-        signature_hint += "Prefect treats an error as 'do not retry'."
+    calls = {case: stats.attempts(key) for case, key in keys.items()}
     for case, (_, expected) in CONDITION_CASES.items():
-        if calls[case] == expected:
-            continue
-        if expected == 1:
-            raise CheckFailed(
-                f"the {case} call reached the service {calls[case]} times: a 4xx answer will not change on retry, "
-                "so your function should return False for it"
-            )
-        raise CheckFailed(
-            f"the {case} call reached the service {calls[case]} time(s), expected {expected}: your function should "
-            f"return True for it (5xx answers and httpx.TimeoutException are worth retrying).{signature_hint}"
+        expect(
+            calls[case] == expected,
+            f"the {case} call reached the service {calls[case]} time(s) with retries=2, expected {expected}, though "
+            "your function answered right when the check handed it that failure (with task_run.run_count=1): does "
+            "its answer depend on the attempt, or on something outside its arguments?",
         )
     expect(
-        retries_429 is True,
-        "your function returned False for a 429 Too Many Requests answer; a 429 means 'slow down and retry'",
+        calls[async_name] == async_expected,
+        f"the same 503-twice call from an async task reached the service {calls[async_name]} time(s), expected "
+        f"{async_expected}: in an async task Prefect calls your function inside an event loop, where "
+        "state.result(...) returns a coroutine, not the exception. Read it with "
+        "state.result(raise_on_failure=False, _sync=True), or write async def and await "
+        "state.aresult(raise_on_failure=False).",
     )
-    return f"the service received {calls}: 5xx and time-outs retried, 4xx not, and 429 would be retried."
+    return (
+        f"the service received {calls}: 5xx and time-outs retried, 4xx not, also in an async task; and your "
+        f"function answered right for each of the {len(DIRECT_CASES)} failures the check handed it (among them 429, "
+        "504, 401, 403, 409, 422 and a connect time-out)."
+    )
 
 
 JITTER_CLIENTS = 10
 
 
 def _grade_jitter(answer: Any) -> str:
-    configured = _task_with(_options(answer), longest_total_wait=0.5)
+    configured = _task_with(_options(answer), longest_wait=0.5)
     keys = [_key(f"herd-{i}") for i in range(JITTER_CLIENTS)]
 
     @flow(name="ex02-herd", task_runner=ThreadPoolTaskRunner(max_workers=JITTER_CLIENTS))
@@ -287,33 +420,55 @@ def _grade_jitter(answer: Any) -> str:
     histories = retry_histories(state, expected=JITTER_CLIENTS)
     failed = [h.name for h in histories.values() if h.state != "Completed"]
     expect(not failed, f"{len(failed)} of {JITTER_CLIENTS} clients ended Failed; each needs one retry to succeed")
+    expect(
+        all(h.retry_delays for h in histories.values()),
+        "Prefect retried at once, without a wait to spread (no AwaitingRetry state was recorded); keep "
+        "retry_delay_seconds=0.2 and add retry_jitter_factor",
+    )
     waits = sorted(h.retry_delays[0] for h in histories.values())
     spread = waits[-1] - waits[0]
     expect(
-        spread >= 0.05,
-        f"all {JITTER_CLIENTS} clients waited {waits[0]:.2f}–{waits[-1]:.2f} s before their retry, so they return "
-        "together; add retry_jitter_factor so Prefect spreads the waits",
+        spread >= MIN_JITTER_SPREAD_S,
+        f"all {JITTER_CLIENTS} clients waited {waits[0]:.3f}–{waits[-1]:.3f} s before their retry (a spread of "
+        f"{spread:.3f} s, under {MIN_JITTER_SPREAD_S} s), so they return together; raise retry_jitter_factor so "
+        "Prefect spreads the waits",
     )
     average = sum(waits) / len(waits)
-    expect(average >= 0.1, f"the average wait was {average:.2f} s; keep it near 0.2 s and let jitter spread it")
+    expect(
+        average >= 0.1,
+        f"the average wait was {average:.2f} s, under 0.1 s; keep the delay near 0.2 s and let jitter spread it",
+    )
     return f"the {JITTER_CLIENTS} retries were spread over {spread:.2f} s (waits {waits[0]:.2f}–{waits[-1]:.2f} s)."
+
+
+PAYMENT_ORDER, PAYMENT_AMOUNT = 5, 20.0  # two instalments of the same order, for the same amount
 
 
 def _grade_pay(answer: Any) -> str:
     require_task(answer, "pay")
-    payments = {_key("payment"): (5, 19.99), _key("payment"): (6, 42.0)}
+    payments = [_key("payment"), _key("payment")]
     urls = {payment_id: _api().url_for("/payments", malformed=True, key=payment_id) for payment_id in payments}
 
     @flow(name="ex02-pay-twice")
-    def pay_twice() -> None:
-        for payment_id, (order_id, amount) in payments.items():
-            answer(urls[payment_id], payment_id, order_id, amount, return_state=True)
+    def pay_twice() -> dict[str, str]:
+        errors = {}
+        for payment_id in payments:  # one after the other, as an application would pay two instalments
+            future = answer.submit(urls[payment_id], payment_id, PAYMENT_ORDER, PAYMENT_AMOUNT)
+            future.wait()
+            error = future.state.result(raise_on_failure=False)
+            errors[payment_id] = f"{type(error).__name__}: {error}" if isinstance(error, Exception) else ""
+        return errors
 
-    _run_quietly(pay_twice)
+    errors, state = _run_quietly(pay_twice)
+    expect(isinstance(errors, dict), f"the check's flow ended {state.name}: {short(errors)}")
     stats = _api().stats()
     for number, payment_id in enumerate(payments, start=1):
         statuses = [r["status"] for r in stats.requests if r["key"] == payment_id]
         charged = statuses.count(201)
+        expect(
+            bool(statuses),
+            f"payment {number} never reached the service: the task ended with {errors[payment_id] or 'no error'}",
+        )
         expect(
             len(statuses) >= 2,
             f"payment {number} reached the service {len(statuses)} time(s): the garbled answer should make the "
@@ -321,8 +476,9 @@ def _grade_pay(answer: Any) -> str:
         )
         expect(
             charged == 1,
-            f"payment {number} was charged {charged} times in {len(statuses)} calls: send the same Idempotency-Key "
-            "header on every attempt, taken from payment_id (not made up inside the task)",
+            f"payment {number} was charged {charged} times in {len(statuses)} calls (statuses {statuses}); expected "
+            "once: send the same Idempotency-Key header on every attempt of a payment, and a different one for each "
+            "payment: take it from payment_id (the order id is the same for both instalments here)",
         )
     return "each payment was charged once; its retries were answered as replays of the first charge."
 
@@ -358,7 +514,8 @@ EXERCISES = ExerciseSet(
             "retry only what is worth retrying",
             _grade_condition,
             hints=[
-                "Prefect calls fn(task, task_run, state); state.result(raise_on_failure=False) is the exception.",
+                "Prefect calls fn(task, task_run, state); state.result(raise_on_failure=False, _sync=True) is the "
+                "exception, in a sync and in an async task (without _sync=True an async task gives a coroutine).",
                 "httpx.TimeoutException for time-outs; httpx.HTTPStatusError has .response.status_code.",
                 "Return True for status >= 500 or == 429, and for time-outs; False for everything else.",
             ],
@@ -382,7 +539,8 @@ EXERCISES = ExerciseSet(
             _grade_pay,
             hints=[
                 "The service honours an Idempotency-Key header: a repeated key returns the first charge.",
-                "The key must be the same on every attempt of one payment, and differ between payments: payment_id.",
+                "The key must be the same on every attempt of one payment, and differ between payments (even two "
+                "payments of the same order): build it from payment_id.",
             ],
             solution=[pay],
             answer=lambda: pay,
