@@ -136,6 +136,21 @@ def require_type(value: Any, expected: type | tuple[type, ...], what: str, examp
     raise CheckFailed(f"{what} should be {names}{hint}; got {type(value).__name__} {short(value)}")
 
 
+def require_signature(function: Any, args: tuple[Any, ...], what: str, expected: str) -> None:
+    """Fail, naming the expected parameters, unless `function` (or the function behind a task or flow) takes `args`."""
+    plain = getattr(function, "fn", function)
+    try:
+        signature = inspect.signature(plain)
+    except (TypeError, ValueError):
+        return  # a builtin or a callable object without a readable signature: let the call decide
+    try:
+        signature.bind(*args)
+    except TypeError:
+        raise CheckFailed(
+            f"{what} should take {expected}; yours is {getattr(plain, '__name__', what)}{signature}"
+        ) from None
+
+
 def _as_tuple(expected: type | tuple[type, ...]) -> tuple[type, ...]:
     return expected if isinstance(expected, tuple) else (expected,)
 

@@ -26,10 +26,13 @@ from lessons_src.runs import flow_run_id_of, poll_until
 class SubflowRun:
     """One subflow run as the server recorded it, with the parent's task run that stands for it."""
 
+    id: UUID
     name: str
     flow_name: str
     state: str
     run_count: int
+    retries: int | None  # the flow's retries and retry delay (s), as its run reported them to the server
+    retry_delay: float | None
     parameters: dict[str, Any]
     start: datetime | None
     end: datetime | None
@@ -81,10 +84,13 @@ def subflow_runs(
         tracking = parent_tasks.get(run.parent_task_run_id) if run.parent_task_run_id else None
         records.append(
             SubflowRun(
+                id=run.id,
                 name=run.name,
                 flow_name=flow_names.get(run.flow_id, "?"),
                 state=run.state.name if run.state else "Unknown",
                 run_count=run.run_count,
+                retries=run.empirical_policy.retries,
+                retry_delay=run.empirical_policy.retry_delay,
                 parameters=dict(run.parameters),
                 start=run.start_time,
                 end=run.end_time,

@@ -41,6 +41,8 @@ def test_subflow_runs_and_run_graph(course_server):
     assert sorted(s.state for s in subflows) == ["Completed", "Failed"]
     assert all(s.tracking_task_run and s.tracking_task_state == s.state for s in subflows)
     assert [s.parameters for s in subflows] == [{"x": 1}, {"x": -1}]
+    assert [(s.retries, s.retry_delay) for s in subflows] == [(0, 0), (0, 0)]  # child has no retries of its own
+    assert len({s.id for s in subflows}) == 2
 
     graph = run_graph(state)
     consume_node = next(n for n in graph if n.label.startswith("consume"))
