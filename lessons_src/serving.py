@@ -14,13 +14,14 @@ the latest when the Python process that started it exits (atexit).
 from __future__ import annotations
 
 import atexit
-import json
 import os
+import pickle
+import signal
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,7 @@ def serve_env() -> dict[str, str]:
 
 
 class ServeProcess:
-    """A `serve` process running in the background, in its own process group so stopping it stops its flow runs."""
+    """A `serve` process running in the background; stopping it also stops the flow-run processes it started."""
 
     def __init__(self, command: list[str], deployment_names: list[str], label: str) -> None:
         self.command = command
@@ -140,7 +141,11 @@ class ServeProcess:
                 time.sleep(0.2)
 
     def stop(self, grace: float = 10.0) -> int | None:
-        """Stop the process group (SIGTERM, then SIGKILL after `grace` s); return the exit code (-15: SIGTERM)."""
+        """Stop it and its flow runs (SIGTERM, then SIGKILL after `grace` s); return its exit status.
+
+        The status is 0 when Prefect's runner caught SIGTERM and exited by itself (`Runner.handle_sigterm` calls
+        `sys.exit(0)`); `exit_status_meaning` says what another one means.
+        """
         if self.process is None:
             return None
         terminate(self.process, grace=grace)
@@ -161,6 +166,21 @@ class ServeProcess:
         return f"<ServeProcess pid={self.pid} {state}: {', '.join(self.deployment_names)}>"
 
 
+def exit_status_meaning(status: int | None) -> str:
+    """Say in words what a stopped serve process's exit status means (on Linux and macOS)."""
+    if status is None:
+        return "it has not exited"
+    if status == 0:
+        return "it exited by itself: Prefect's runner catches SIGTERM and calls sys.exit(0)"
+    if status < 0:
+        try:
+            name = signal.Signals(-status).name
+        except ValueError:
+            name = f"signal {-status}"
+        return f"{name} ended it before it could exit by itself"
+    return "it exited with an error: read its log"
+
+
 def serve_script(file: str, deployment_names: list[str], wait: bool = True) -> ServeProcess:
     """Run `python flows/<file>` (whose `__main__` serves deployments) in the background."""
     path = flows_dir() / file
@@ -174,9 +194,10 @@ def serve_deployments(*specs: DeploymentSpec, limit: int | None = None, wait: bo
     """Serve `flow.to_deployment(spec.name, **spec.options)` for each spec from one background process."""
     flows = {spec.entrypoint: load_served_flow(*reversed(spec.entrypoint.split(":", 1))) for spec in specs}
     names = [f"{flows[spec.entrypoint].name}/{spec.name}" for spec in specs]
-    payload = {"deployments": [asdict(spec) for spec in specs], "limit": limit}
-    spec_file = Path(tempfile.mkstemp(prefix="serve-", suffix=".json", dir=course_home())[1])
-    spec_file.write_text(json.dumps(payload, default=str))
+    # pickled, not JSON: options may hold a timedelta or Cron(...) objects, which must arrive as they were given
+    payload = {"deployments": [(spec.entrypoint, spec.name, spec.options) for spec in specs], "limit": limit}
+    spec_file = Path(tempfile.mkstemp(prefix="serve-", suffix=".pickle", dir=course_home())[1])
+    spec_file.write_bytes(pickle.dumps(payload))
     label = "-".join(spec.name for spec in specs)[:60]
     serving = ServeProcess([sys.executable, "-m", "lessons_src.serving", str(spec_file)], names, label=label).start()
     if wait:
@@ -214,6 +235,18 @@ def delete_deployments(*names: str) -> int:
     return deleted
 
 
+def read_deployment(name: str) -> Any | None:
+    """Return the server's record of deployment `name` (`flow-name/deployment-name`), or None if there is none."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            return client.read_deployment_by_name(name)
+        except ObjectNotFound:
+            return None
+
+
 def deployment_flow_runs(name: str, since: datetime | None = None) -> list[Any]:
     """Return the flow runs of deployment `name` (expected to start after `since`), earliest expected start first."""
     from prefect.client.orchestration import get_client
@@ -239,12 +272,12 @@ def _serve_from_spec_file(spec_file: Path) -> None:
     """Load each flow named in the spec file, build its deployment with `to_deployment` and serve them all."""
     from prefect import serve
 
-    payload = json.loads(spec_file.read_text())
+    payload = pickle.loads(spec_file.read_bytes())  # written by serve_deployments in the process that started this one
     deployments = []
-    for spec in payload["deployments"]:
-        file, function = spec["entrypoint"].split(":", 1)
+    for entrypoint, name, options in payload["deployments"]:
+        file, function = entrypoint.split(":", 1)
         flow = load_served_flow(function, file)
-        deployments.append(flow.to_deployment(spec["name"], **spec["options"]))
+        deployments.append(flow.to_deployment(name, **options))
     spec_file.unlink(missing_ok=True)
     serve(*deployments, limit=payload["limit"])
 

@@ -1,5 +1,14 @@
-"""Each check of pair 09 accepts the reference solution and rejects plausible wrong answers."""
+"""Pair 09's checks reject near misses with a message naming what arrived, and accept right answers written otherwise.
 
+Right answers in other forms pass: async tasks and flows, a status check instead of raise_for_status, pages planned
+from `total`, any row order in the transform, a str path, a temporary file moved into place, `map` or
+`result(raise_on_failure=False)`. Every answer is graded twice with the same verdict (fresh keys; no counters reset).
+"""
+
+import asyncio
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import httpx
@@ -15,10 +24,15 @@ EX = exercises("09")
 
 @pytest.fixture
 def demo_api(course_server):
-    """The demo API, started or reused and reset; the checks use fresh keys."""
-    api = start_demo_api()
-    api.reset()
-    return api
+    """The demo API, started or reused (not reset: the checks use fresh keys and their own time window)."""
+    return start_demo_api()
+
+
+def graded_twice(number, answer):
+    """Grade `answer` twice and return the outcome, after checking both gradings agree."""
+    first, second = EX.evaluate(number, answer), EX.evaluate(number, answer)
+    assert first.status == second.status, (first, second)
+    return first
 
 
 # ---- wrong answers ----
@@ -160,6 +174,56 @@ def extract_pages_forgets_failures(urls: list[str]) -> dict:
     return {"items": items, "failed": []}
 
 
+@task
+def monthly_rain_only(orders: list[dict], climate: pd.DataFrame) -> pd.DataFrame:
+    frame = pd.DataFrame(orders)
+    frame["month"] = pd.to_datetime(frame["created"]).dt.month
+    monthly = frame.groupby("month").agg(orders=("id", "count"), revenue=("amount", "sum")).reset_index()
+    return monthly.merge(climate[["month", "precipitation_mm"]], on="month", how="left")
+
+
+@task
+def save_without_returning(table: pd.DataFrame, path: Path) -> None:
+    table.to_parquet(path, index=False)
+
+
+@task
+def save_returning_the_table(table: pd.DataFrame, path: Path) -> pd.DataFrame:
+    table.to_parquet(path, index=False)
+    return table
+
+
+@flow
+def extract_pages_one_by_one(urls: list[str]) -> dict:
+    items, failed = [], []
+    for url in urls:
+        state = fetch_page(url, return_state=True)
+        if state.is_completed():
+            items += state.result()["items"]
+        else:
+            failed.append(url)
+    return {"items": items, "failed": failed}
+
+
+@flow
+def extract_pages_submit_then_wait_each(urls: list[str]) -> dict:
+    items, failed = [], []
+    for url in urls:
+        future = fetch_page.submit(url)
+        future.wait()
+        if future.state.is_completed():
+            items += future.result()["items"]
+        else:
+            failed.append(url)
+    return {"items": items, "failed": failed}
+
+
+@flow
+def extract_pages_as_a_list(urls: list[str]) -> list:
+    futures = [fetch_page.submit(url) for url in urls]
+    return [item for f in futures if f.wait() is None and f.state.is_completed() for item in f.result()["items"]]
+
+
 @pytest.mark.parametrize(
     ("number", "wrong", "expected_message"),
     [
@@ -171,7 +235,7 @@ def extract_pages_forgets_failures(urls: list[str]) -> dict:
         (2, extract_until_empty, "instead of asking for pages past the end"),
         (2, extract_without_tasks, "recorded 0 task runs"),
         (3, monthly_by_day, "one per calendar month"),
-        (3, monthly_without_climate, "missing ['precipitation_mm']"),
+        (3, monthly_without_climate, "missing ['month_name', 'precipitation_mm'"),
         (3, monthly_mean_amount, "differs from the expected"),
         (4, save_appending, "never append"),
         (4, save_as_csv, "could not be read as Parquet"),
@@ -179,10 +243,120 @@ def extract_pages_forgets_failures(urls: list[str]) -> dict:
         (5, extract_pages_failing, "the flow run ended Failed"),
         (5, extract_pages_swallowed, "do not catch the error"),
         (5, extract_pages_forgets_failures, "reported failed=[]"),
+        (3, monthly_rain_only, "missing ['month_name', 'temp_max_c', 'temp_min_c', 'rainy_day_share']"),
+        (4, save_without_returning, "save_table returned None; expected the path it saved to"),
+        (4, save_returning_the_table, "save_table returned a DataFrame"),
+        (5, extract_pages_one_by_one, "served the two good pages one after the other"),
+        (5, extract_pages_submit_then_wait_each, "expected them in flight at the same time"),
+        (5, extract_pages_as_a_list, "the flow returned a list of 20 items; expected a dict"),
     ],
     ids=lambda value: getattr(value, "__name__", str(value))[:30],
 )
 def test_wrong_answers_are_rejected(demo_api, number, wrong, expected_message):
-    outcome = EX.evaluate(number, wrong)
-    assert outcome.status == "failed"
-    assert expected_message in outcome.message
+    outcome = graded_twice(number, wrong)
+    assert outcome.status == "failed", outcome
+    assert expected_message in outcome.message, outcome.message
+    assert "Traceback" not in outcome.message
+
+
+# ---- right answers, written differently from the reference ----
+
+
+@task(retries=5, retry_delay_seconds=[0.01, 0.02])
+def fetch_checking_the_status(url):
+    response = httpx.get(url)
+    if response.status_code != 200:
+        raise RuntimeError(f"status {response.status_code}")
+    return response.json()
+
+
+@task(retries=2)
+async def fetch_async(url: str) -> dict:
+    async with httpx.AsyncClient() as client:
+        response = await client.get(url, timeout=10)
+    return response.raise_for_status().json()
+
+
+@flow
+def extract_planned_from_the_total(base_url: str, page_size: int) -> list[dict]:
+    first = fetch_page(f"{base_url}/orders?page=1&page_size={page_size}")
+    pages = -(-first["total"] // page_size)
+    rest = [fetch_page.submit(f"{base_url}/orders?page_size={page_size}&page={p}") for p in range(2, pages + 1)]
+    return first["items"] + [order for future in rest for order in future.result()["items"]]
+
+
+@flow
+async def extract_async(base_url: str, page_size: int) -> list[dict]:
+    orders, page = [], 1
+    while page:
+        body = await fetch_async(f"{base_url}/orders?page={page}&page_size={page_size}")
+        orders.extend(body["items"])
+        page = body["next_page"]
+    return orders
+
+
+@task
+def monthly_climate_first_newest_month_on_top(orders, climate):
+    frame = pd.DataFrame(orders).assign(month=lambda d: pd.to_datetime(d["created"]).dt.month)
+    monthly = frame.groupby("month").agg(orders=("id", "size"), revenue=("amount", "sum"))
+    table = climate.merge(monthly, left_on="month", right_index=True, how="inner")
+    return table.sort_values("month", ascending=False)
+
+
+@task
+def save_via_a_temporary_folder(table, path):
+    folder = tempfile.mkdtemp()
+    temporary = os.path.join(folder, "table.parquet")
+    table.to_parquet(temporary, index=False)
+    shutil.move(temporary, path)
+    os.rmdir(folder)
+    return str(path)
+
+
+@task
+async def save_async(table: pd.DataFrame, path: Path) -> Path:
+    path.write_bytes(table.to_parquet(index=False))
+    return path
+
+
+@flow
+def extract_pages_with_map(urls: list[str]) -> dict:
+    futures = fetch_page.map(urls)
+    items, failed = [], []
+    for url, future in zip(urls, futures, strict=True):
+        value = future.result(raise_on_failure=False)
+        if isinstance(value, Exception):
+            failed.append(url)
+        else:
+            items += value["items"]
+    return {"failed": failed, "items": items}
+
+
+@flow
+async def extract_pages_async(urls: list[str]) -> dict:
+    states = await asyncio.gather(*(fetch_async(url, return_state=True) for url in urls))
+    items = [item for state in states if state.is_completed() for item in (await state.result())["items"]]
+    return {
+        "items": items,
+        "failed": [url for url, state in zip(urls, states, strict=True) if not state.is_completed()],
+    }
+
+
+@pytest.mark.parametrize(
+    ("number", "right"),
+    [
+        (1, fetch_checking_the_status),
+        (1, fetch_async),
+        (2, extract_planned_from_the_total),
+        (2, extract_async),
+        (3, monthly_climate_first_newest_month_on_top),
+        (4, save_via_a_temporary_folder),
+        (4, save_async),
+        (5, extract_pages_with_map),
+        (5, extract_pages_async),
+    ],
+    ids=lambda value: getattr(value, "__name__", str(value))[:30],
+)
+def test_right_answers_written_differently_pass(demo_api, number, right):
+    outcome = graded_twice(number, right)
+    assert outcome.status == "passed", outcome
