@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from uuid import UUID
 
+import httpx
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
 from prefect.client.schemas.objects import ConcurrencyLimit
@@ -16,7 +18,11 @@ TAG_PREFIX = "tag:"  # Prefect 3 stores a tag limit as a global concurrency limi
 def ensure_limit(
     name: str, limit: int, slot_decay_per_second: float = 0.0, active: bool = True
 ) -> GlobalConcurrencyLimitResponse:
-    """Create global concurrency limit `name`, or set it to these values with no slot occupied; return it."""
+    """Create global concurrency limit `name`, or set it to these values with its count of occupied slots at 0.
+
+    For a notebook's own limit at its start. It edits the count only: a lease still held on the limit keeps its
+    slots and gives them back later (lesson 05, section 6.2), so it is no way to free a live system's slots.
+    """
     settings = {"limit": limit, "slot_decay_per_second": slot_decay_per_second, "active": active}
     update = GlobalConcurrencyLimitUpdate(**settings, active_slots=0)
     with get_client(sync_client=True) as client:
@@ -50,11 +56,27 @@ def delete_limit(name: str) -> bool:
 
 
 def ensure_tag_limit(tag: str, limit: int) -> ConcurrencyLimit:
-    """Create the task concurrency limit for `tag`, or set it to `limit` with no slot occupied; return it."""
+    """Create the task concurrency limit for `tag`, or set it to `limit` with no lease and no slot occupied.
+
+    For a notebook's own tag at its start: it drops the leases of every holder, live ones included.
+    """
     with get_client(sync_client=True) as client:
         client.create_concurrency_limit(tag=tag, concurrency_limit=limit)  # the server creates or updates
-        client.reset_concurrency_limit_by_tag(tag)
-        return client.read_concurrency_limit_by_tag(tag)
+        client.reset_concurrency_limit_by_tag(tag)  # deletes the tag's leases but leaves the count as it was...
+        client.update_global_concurrency_limit(TAG_PREFIX + tag, GlobalConcurrencyLimitUpdate(active_slots=0))
+        return client.read_concurrency_limit_by_tag(tag)  # ...so the count is set to 0 as well
+
+
+def lease_exists(lease_id: UUID | str) -> bool:
+    """Return whether the server still holds concurrency lease `lease_id` (renewing a released one answers 410)."""
+    with get_client(sync_client=True) as client:
+        try:
+            client.renew_concurrency_lease(lease_id, lease_duration=60)  # the shortest lease the server accepts
+        except httpx.HTTPStatusError as error:
+            if error.response.status_code == 410:
+                return False
+            raise
+    return True
 
 
 def remove_course_objects(prefix: str) -> list[str]:

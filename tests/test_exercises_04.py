@@ -1,4 +1,4 @@
-"""Each check of pair 04 accepts the reference solution and rejects plausible wrong answers."""
+"""Each check of pair 04 rejects plausible wrong answers, saying why, and accepts right answers unlike the reference."""
 
 import asyncio
 import os
@@ -28,21 +28,13 @@ def test_a_choice_left_as_todo_is_unsolved():
     assert EX.evaluate(1, {**EX.get(1).answer(), "add 1 to each of 10,000 numbers": TODO}).status == "unsolved"
 
 
-threads_for_everything = {
-    "call a web API 200 times": "threads",
-    "pure-Python statistics over 4 large files, 30 s each": "threads",
-    "add 1 to each of 10,000 numbers": "threads",
-}
-processes_for_tiny_steps = {
-    "call a web API 200 times": "threads",
-    "pure-Python statistics over 4 large files, 30 s each": "processes",
-    "add 1 to each of 10,000 numbers": "processes",
-}
-made_up_runner = {
-    "call a web API 200 times": "ConcurrentTaskRunner",
-    "pure-Python statistics over 4 large files, 30 s each": "processes",
-    "add 1 to each of 10,000 numbers": "no parallelism",
-}
+RIGHT_CHOICES = EX.get(1).answer()
+threads_for_everything = dict.fromkeys(RIGHT_CHOICES, "threads")
+processes_for_tiny_steps = {**RIGHT_CHOICES, "add 1 to each of 10,000 numbers": "processes"}
+made_up_runner = {**RIGHT_CHOICES, "call a web API 200 times": "ConcurrentTaskRunner"}
+a_job_left_out = {job: kind for job, kind in RIGHT_CHOICES.items() if "web API" not in job}
+a_job_renamed = {**a_job_left_out, "call a web api 200 times": "threads"}
+choices_in_capitals = {job: f" {kind.title()} " for job, kind in RIGHT_CHOICES.items()}
 
 
 @flow
@@ -56,6 +48,27 @@ def conditions_plain_calls(cities: list[str], delay: float) -> list[str]:
 
 
 @flow
+def conditions_sorted(cities: list[str], delay: float) -> list[str]:
+    return sorted(get_condition.map(cities, delay).result())
+
+
+@flow
+def conditions_without_delay(cities: list[str]) -> list[str]:
+    return get_condition.map(cities, 0.3).result()
+
+
+@flow
+def conditions_futures(cities: list[str], delay: float) -> list[str]:
+    return get_condition.map(cities, delay)
+
+
+@flow
+async def conditions_async_flow_submitting(cities: list[str], delay: float) -> list[str]:
+    futures = [get_condition.submit(city, delay) for city in cities]
+    return [future.result() for future in futures]
+
+
+@flow
 def conditions_unlimited(cities: list[str], delay: float) -> list[str]:
     return get_condition.map(cities, delay).result()
 
@@ -63,6 +76,28 @@ def conditions_unlimited(cities: list[str], delay: float) -> list[str]:
 @flow(task_runner=ThreadPoolTaskRunner(max_workers=2))
 def conditions_two_threads(cities: list[str], delay: float) -> list[str]:
     return get_condition.map(cities, delay).result()
+
+
+@flow(task_runner=ThreadPoolTaskRunner(max_workers=3))
+def conditions_three_threads(cities: list[str], delay: float) -> list[str]:
+    return get_condition.map(cities, delay).result()
+
+
+@flow
+async def conditions_semaphore(cities: list[str], delay: float) -> list[str]:
+    gate = asyncio.Semaphore(4)
+
+    async def one(city: str) -> str:
+        async with gate:
+            return await get_condition_async(city, delay)
+
+    return list(await asyncio.gather(*[one(city) for city in cities]))
+
+
+@flow(task_runner=ThreadPoolTaskRunner(4))
+def conditions_four_threads_submitted(cities: list[str], delay: float) -> list[str]:
+    futures = [get_condition.submit(city=city, delay=delay) for city in cities]
+    return [future.result() for future in futures]
 
 
 @flow
@@ -75,6 +110,13 @@ def conditions_sync_flow(cities: list[str], delay: float) -> list[str]:
     return get_condition.map(cities, delay).result()
 
 
+@flow
+async def conditions_task_group(cities: list[str], delay: float) -> list[str]:
+    async with asyncio.TaskGroup() as group:
+        running = [group.create_task(get_condition_async(city, delay)) for city in cities]
+    return [task.result() for task in running]
+
+
 @flow(task_runner=ThreadPoolTaskRunner(max_workers=2))
 def crunch_all_threads(iterations: int, jobs: int) -> list[int]:
     return crunch_task.map([iterations] * jobs).result()
@@ -85,27 +127,62 @@ def crunch_all_one_process(iterations: int, jobs: int) -> list[int]:
     return crunch_task.map([iterations] * jobs).result()
 
 
+@flow(task_runner=ProcessPoolTaskRunner(max_workers=2))
+def crunch_all_called_directly(iterations: int, jobs: int) -> list[int]:
+    return [crunch_task(iterations) for _ in range(jobs)]
+
+
+@flow(task_runner=ProcessPoolTaskRunner(2))
+def crunch_all_submitted(iterations: int, jobs: int) -> list[int]:
+    futures = [crunch_task.submit(iterations) for _ in range(jobs)]
+    return [future.result() for future in futures]
+
+
 @pytest.mark.parametrize(
     ("number", "wrong", "expected_message"),
     [
         (1, threads_for_everything, "not 'threads', because it computes in Python"),
         (1, processes_for_tiny_steps, "batch it into one task"),
-        (1, made_up_runner, "use only"),
+        (1, made_up_runner, "answer each job with one of"),
+        (1, a_job_left_out, "missing: ['call a web API 200 times']"),
+        (1, a_job_renamed, "keep the three jobs as they are written"),
         (2, conditions_result_in_loop, "ran one after another"),
         (2, conditions_plain_calls, "ran one after another"),
+        (2, conditions_sorted, "in the cities' order"),
+        (2, conditions_futures, "not the conditions: return the tasks' results"),
+        (2, conditions_without_delay, "conditions should take two arguments, the cities and the delay"),
         (3, conditions_unlimited, "rejected"),
-        (3, conditions_two_threads, "at most 2 in flight"),
+        (3, conditions_two_threads, "at most 2 in flight: 4 waves of 0.6 s"),
+        (3, conditions_three_threads, "at most 3 in flight: 3 waves of 0.6 s take at least 1.8 s"),
         (4, conditions_awaited_one_by_one, "each call was awaited"),
         (4, conditions_sync_flow, "should be an async flow"),
         (5, crunch_all_threads, "ran in this process"),
         (5, crunch_all_one_process, "twice in a row the task runs ran in 1 worker process"),
+        (5, crunch_all_called_directly, "ProcessPoolTaskRunner runs only the tasks you .submit() or .map()"),
     ],
     ids=lambda value: getattr(value, "__name__", str(value))[:30],
 )
 def test_wrong_answers_are_rejected(course_server, demo_api, number, wrong, expected_message):
     outcome = EX.evaluate(number, wrong)
-    assert outcome.status == "failed"
+    assert outcome.status == "failed", outcome
     assert expected_message in outcome.message
+
+
+@pytest.mark.parametrize(
+    ("number", "right"),
+    [
+        (1, choices_in_capitals),
+        (2, conditions_async_flow_submitting),
+        (3, conditions_semaphore),
+        (3, conditions_four_threads_submitted),
+        (4, conditions_task_group),
+        (5, crunch_all_submitted),
+    ],
+    ids=lambda value: getattr(value, "__name__", str(value))[:30],
+)
+def test_right_answers_unlike_the_reference_pass(course_server, demo_api, number, right):
+    outcome = EX.evaluate(number, right)
+    assert outcome.status == "passed", outcome
 
 
 def test_limits_are_cleared_after_the_budget_check(course_server, demo_api):

@@ -1,20 +1,30 @@
-"""Each check of pair 05 accepts the reference solution and rejects plausible wrong answers."""
+"""Each check of pair 05 rejects plausible wrong answers, saying why, and accepts right answers unlike the reference,
+with the same verdict when run twice (limits, leases and variables left by the first run must not count)."""
+
+from uuid import UUID
 
 import httpx
 import pytest
 from prefect import flow, task, unmapped
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
+from prefect.concurrency.asyncio import concurrency as async_concurrency
+from prefect.concurrency.asyncio import rate_limit as async_rate_limit
 from prefect.concurrency.sync import concurrency
+from prefect.exceptions import ObjectNotFound
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.variables import Variable
 
 from lessons_src.checks import TODO
 from lessons_src.demo_api import start_demo_api
 from lessons_src.exercises import exercises
 from lessons_src.exercises.e05_concurrency_limits import (
     DELAY,
+    LIMITS_VARIABLE,
     ORDERS_LIMIT,
     PREFIX,
+    RATE_LIMIT,
+    STUCK_LIMIT,
     get_order,
     get_order_paced,
     get_order_within,
@@ -34,6 +44,10 @@ def course(course_server):
     api.reset()
 
 
+def order_url(order_id: int, delay: float = DELAY) -> str:
+    return start_demo_api().url_for(f"/orders/{order_id}", delay=delay)
+
+
 def test_todo_in_a_pair_is_unsolved():
     assert EX.evaluate(4, (TODO, get_order_paced)).status == "unsolved"
 
@@ -49,6 +63,17 @@ def fetch_uncapped(ids: list[int]) -> list[int]:
 @flow(task_runner=ThreadPoolTaskRunner(max_workers=1))
 def fetch_one_at_a_time(ids: list[int]) -> list[int]:
     return get_order.map(ids).result()
+
+
+@flow(task_runner=ThreadPoolTaskRunner(max_workers=2))
+def fetch_futures(ids: list[int]) -> list[int]:
+    return get_order.map(ids)
+
+
+@flow(task_runner=ThreadPoolTaskRunner(max_workers=2))
+async def fetch_capped_async(ids: list[int]) -> list[int]:
+    futures = [get_order.submit(order_id) for order_id in ids]
+    return [future.result() for future in futures]
 
 
 # ---- exercise 2: create a limit idempotently ----
@@ -70,23 +95,66 @@ def create_if_missing_only(name: str, size: int) -> None:
             client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=size))
 
 
+def delete_and_create(name: str, size: int) -> None:
+    with get_client(sync_client=True) as client:
+        try:
+            client.delete_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            pass
+        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=size))
+
+
+async def ensure_async(name: str, size: int) -> None:
+    async with get_client() as client:
+        await client.upsert_global_concurrency_limit_by_name(name, size)
+
+
+def read_then_create_or_update(name: str, size: int) -> None:
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=size))
+        else:
+            client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(limit=size))
+
+
 # ---- exercise 3: concurrency() across flow runs ----
 
 
 @task
 def get_order_unlimited(order_id: int) -> int:
-    return httpx.get(start_demo_api().url_for(f"/orders/{order_id}", delay=DELAY), timeout=10).status_code
+    return httpx.get(order_url(order_id), timeout=10).status_code
 
 
 @task
 def get_order_typo(order_id: int) -> int:
     with concurrency(ORDERS_LIMIT + "s"):  # a typo, and strict=False: a warning, then no limit at all
-        return httpx.get(start_demo_api().url_for(f"/orders/{order_id}", delay=DELAY), timeout=10).status_code
+        return httpx.get(order_url(order_id), timeout=10).status_code
+
+
+@task
+def get_order_not_strict(order_id: int) -> int:
+    with concurrency(ORDERS_LIMIT, occupy=1):  # right while the limit exists; a silent no-op once it is gone
+        return httpx.get(order_url(order_id), timeout=10).status_code
+
+
+@task
+def get_order_whole_limit(order_id: int) -> int:
+    with concurrency(ORDERS_LIMIT, occupy=2, strict=True):  # safe, but one request at a time
+        return httpx.get(order_url(order_id), timeout=10).status_code
 
 
 def get_order_plain(order_id: int) -> int:
     with concurrency(ORDERS_LIMIT, strict=True):
-        return httpx.get(start_demo_api().url_for(f"/orders/{order_id}", delay=DELAY), timeout=10).status_code
+        return httpx.get(order_url(order_id), timeout=10).status_code
+
+
+@task
+async def get_order_limited_async(order_id: int) -> int:
+    async with async_concurrency([ORDERS_LIMIT], strict=True):
+        async with httpx.AsyncClient(timeout=10) as client:
+            return (await client.get(order_url(order_id))).status_code
 
 
 # ---- exercise 4: rate limit ----
@@ -102,33 +170,81 @@ def rate_without_decay(name: str) -> None:
         client.upsert_global_concurrency_limit_by_name(name, limit=1)
 
 
+def rate_in_a_burst(name: str) -> None:
+    with get_client(sync_client=True) as client:  # 4 per second on average, but 4 at once first
+        client.upsert_global_concurrency_limit_by_name(name, limit=4, slot_decay_per_second=4)
+
+
 def good_rate(name: str) -> None:
     with get_client(sync_client=True) as client:
         client.upsert_global_concurrency_limit_by_name(name, limit=1, slot_decay_per_second=3.0)
 
 
+async def good_rate_async(name: str) -> None:
+    async with get_client() as client:
+        await client.upsert_global_concurrency_limit_by_name(name, limit=1, slot_decay_per_second=2)
+
+
 @task
 def get_order_unpaced(order_id: int) -> int:
-    return httpx.get(start_demo_api().url_for(f"/orders/{order_id}", delay=0.1), timeout=10).status_code
+    return httpx.get(order_url(order_id, delay=0.1), timeout=10).status_code
 
 
-# ---- exercise 5: free the slots of a crashed run ----
+@task
+async def get_order_paced_async(order_id: int) -> int:
+    await async_rate_limit(RATE_LIMIT, strict=True)
+    async with httpx.AsyncClient(timeout=10) as client:
+        return (await client.get(order_url(order_id, delay=0.1))).status_code
 
 
-def raise_the_limit(name: str) -> None:
+# ---- exercise 5: release the lease of a crashed run ----
+
+
+def set_the_count_to_zero(lease_id: str) -> None:  # the fix this exercise used to teach: the lease stays
     with get_client(sync_client=True) as client:
-        client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(limit=4))
+        client.update_global_concurrency_limit(STUCK_LIMIT, GlobalConcurrencyLimitUpdate(active_slots=0))
 
 
-def switch_it_off(name: str) -> None:
+def decrement_without_the_lease(lease_id: str) -> None:
     with get_client(sync_client=True) as client:
-        client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(active=False))
+        client.release_concurrency_slots(names=[STUCK_LIMIT], slots=2, occupancy_seconds=1.0)
 
 
-def delete_and_recreate(name: str) -> None:
+def renew_instead(lease_id: str) -> None:
     with get_client(sync_client=True) as client:
-        client.delete_global_concurrency_limit_by_name(name)
-        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=2))
+        client.renew_concurrency_lease(lease_id, lease_duration=60)
+
+
+def raise_the_limit(lease_id: str) -> None:
+    with get_client(sync_client=True) as client:
+        client.update_global_concurrency_limit(STUCK_LIMIT, GlobalConcurrencyLimitUpdate(limit=4))
+
+
+def switch_it_off(lease_id: str) -> None:
+    with get_client(sync_client=True) as client:
+        client.update_global_concurrency_limit(STUCK_LIMIT, GlobalConcurrencyLimitUpdate(active=False))
+
+
+def delete_and_recreate(lease_id: str) -> None:
+    with get_client(sync_client=True) as client:
+        client.delete_global_concurrency_limit_by_name(STUCK_LIMIT)
+        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=STUCK_LIMIT, limit=2))
+
+
+def free_slots_old_signature(name: str, lease_id: str) -> None:
+    with get_client(sync_client=True) as client:
+        client.release_concurrency_slots_with_lease(lease_id)
+
+
+async def release_async(lease_id: str) -> None:
+    async with get_client() as client:
+        await client.release_concurrency_slots_with_lease(UUID(lease_id))
+
+
+def release_with_prefects_own_helper(lease_id):
+    from prefect.concurrency._sync import release_concurrency_slots_with_lease
+
+    release_concurrency_slots_with_lease(lease_id)
 
 
 # ---- exercise 6: a limit per environment from a Variable ----
@@ -153,32 +269,108 @@ def fetch_in_stale(environment: str, ids: list[int]) -> list[int]:
     return get_order_within.map(ids, limit_name=unmapped(limit_name)).result()
 
 
+@flow
+def fetch_in_without_the_limit(environment: str, ids: list[int]) -> list[int]:
+    limit_name = f"{PREFIX}orders-{environment}"
+    with get_client(sync_client=True) as client:
+        client.upsert_global_concurrency_limit_by_name(limit_name, Variable.get(LIMITS_VARIABLE)[environment])
+    return [get_order(order_id) for order_id in ids]  # one by one: safe, but the limit is never used
+
+
+@flow
+def fetch_in_never_creating_it(environment: str, ids: list[int]) -> list[int]:
+    return get_order_within.map(ids, limit_name=unmapped(f"{PREFIX}orders-{environment}")).result()
+
+
+@flow
+async def fetch_in_async(environment: str, ids: list[int]) -> list[int]:
+    allowed = (await Variable.get(LIMITS_VARIABLE))[environment]
+    limit_name = f"{PREFIX}orders-{environment}"
+    async with get_client() as client:
+        await client.upsert_global_concurrency_limit_by_name(limit_name, allowed)
+    return get_order_within.map(ids, limit_name=unmapped(limit_name)).result()
+
+
+@flow
+def fetch_in_one_by_one(environment: str, ids: list[int]) -> list[int]:
+    limit_name = "course-05x-orders-" + environment
+    with get_client(sync_client=True) as client:
+        client.upsert_global_concurrency_limit_by_name(
+            name=limit_name, limit=Variable.get(LIMITS_VARIABLE)[environment]
+        )
+    return [get_order_within(order_id, limit_name) for order_id in ids]
+
+
+def answer_id(value):
+    if isinstance(value, tuple):
+        return "(" + ", ".join(getattr(v, "__name__", "?") for v in value) + ")"
+    return getattr(value, "__name__", str(value))[:30]
+
+
 @pytest.mark.parametrize(
     ("number", "wrong", "expected_message"),
     [
         (1, fetch_uncapped, "it allows 2 at once"),
         (1, fetch_one_at_a_time, "one request at a time"),
+        (1, fetch_futures, "not the statuses"),
         (2, create_only, "raised ObjectAlreadyExists"),
         (2, create_inactive, "created inactive"),
         (2, create_if_missing_only, "expected 2"),
+        (2, delete_and_create, "deleted the limit and created a new one"),
         (3, get_order_unlimited, "answered 429"),
         (3, get_order_typo, "answered 429"),
+        (3, get_order_not_strict, "Pass strict=True"),
+        (3, get_order_whole_limit, "occupy=1"),
         (3, get_order_plain, "should be a Prefect task"),
         (4, (rate_as_seconds, get_order_paced), "not seconds between calls"),
         (4, (rate_without_decay, get_order_paced), "without slot_decay_per_second"),
+        (4, (rate_in_a_burst, get_order_paced), "Keep limit + slot_decay_per_second at most 4.5"),
         (4, (good_rate, get_order_unpaced), "answered 429"),
         (4, get_order_paced, "pass a pair"),
+        (5, set_the_count_to_zero, "is still on the server"),
+        (5, decrement_without_the_lease, "is still on the server"),
+        (5, renew_instead, "2 of 2 slots are still occupied"),
         (5, raise_the_limit, "keep it at 2"),
         (5, switch_it_off, "inactive"),
         (5, delete_and_recreate, "deleted and created again"),
+        (5, free_slots_old_signature, "free_slots should take one argument, the dead worker's lease id"),
         (6, fetch_in_hard_coded, "the variable says dev allows 1"),
         (6, fetch_in_stale, "Read the variable inside the flow, at run time"),
+        (6, fetch_in_without_the_limit, "no slot of course-05x-orders-dev was ever taken"),
+        (6, fetch_in_never_creating_it, "must be created before acquiring slots"),
     ],
-    ids=lambda value: getattr(value, "__name__", None) or getattr(value[0], "__name__", str(value))[:30]
-    if isinstance(value, tuple)
-    else getattr(value, "__name__", str(value))[:30],
+    ids=answer_id,
 )
-def test_wrong_answers_are_rejected(course, number, wrong, expected_message):
-    outcome = EX.evaluate(number, wrong)
-    assert outcome.status == "failed"
-    assert expected_message in outcome.message
+def test_wrong_answers_are_rejected_twice_alike(course, number, wrong, expected_message):
+    for _ in range(2):  # what the first evaluation left on the server must not change the verdict
+        outcome = EX.evaluate(number, wrong)
+        assert outcome.status == "failed", outcome
+        assert expected_message in outcome.message
+
+
+@pytest.mark.parametrize(
+    ("number", "right"),
+    [
+        (1, fetch_capped_async),
+        (2, ensure_async),
+        (2, read_then_create_or_update),
+        (3, get_order_limited_async),
+        (4, (good_rate_async, get_order_paced_async)),
+        (5, release_async),
+        (5, release_with_prefects_own_helper),
+        (6, fetch_in_async),
+        (6, fetch_in_one_by_one),
+    ],
+    ids=answer_id,
+)
+def test_right_answers_unlike_the_reference_pass_twice(course, number, right):
+    for _ in range(2):
+        outcome = EX.evaluate(number, right)
+        assert outcome.status == "passed", outcome
+
+
+def test_the_lease_check_leaves_no_lease_behind(course):
+    EX.evaluate(5, set_the_count_to_zero)  # a wrong answer leaves the lease; the check releases it anyway
+    with get_client(sync_client=True) as client:
+        limit = client.read_global_concurrency_limit_by_name(STUCK_LIMIT)
+    assert (limit.limit, limit.active, limit.active_slots) == (2, True, 0)

@@ -1,7 +1,11 @@
-"""The limit helpers create, update, read and remove limits and variables by name, and count what they should."""
+"""The limit helpers create, update, read and remove limits and variables by name, reset a tag limit to no lease
+and no slot taken, tell a live lease from a released one, and count what they should."""
+
+from uuid import uuid4
 
 import pytest
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import ConcurrencyLeaseHolder
 from prefect.variables import Variable
 
 from lessons_src.checks import CheckFailed, require_rate_limit
@@ -9,6 +13,7 @@ from lessons_src.limits import (
     delete_limit,
     ensure_limit,
     ensure_tag_limit,
+    lease_exists,
     max_in_window,
     read_limit,
     remove_course_objects,
@@ -67,6 +72,35 @@ def test_ensure_tag_limit_is_a_tag_limit_stored_as_a_global_one(clean_prefix):
     assert ensure_tag_limit(tag, 2).concurrency_limit == 2
     assert ensure_tag_limit(tag, 4).concurrency_limit == 4
     assert read_limit("tag:" + tag).limit == 4
+
+
+def test_ensure_tag_limit_leaves_no_lease_and_no_slot_taken(clean_prefix):
+    tag = clean_prefix + "held"
+    ensure_tag_limit(tag, 2)
+    with get_client(sync_client=True) as client:  # a task run holds a slot, as the task engine takes it
+        lease_id = client.increment_concurrency_slots_with_lease(
+            names=["tag:" + tag],
+            slots=1,
+            mode="concurrency",
+            lease_duration=60,
+            holder=ConcurrencyLeaseHolder(type="task_run", id=uuid4()),
+        ).json()["lease_id"]
+    assert read_limit("tag:" + tag).active_slots == 1
+    reset = ensure_tag_limit(tag, 2)  # the server's tag reset alone deletes the lease but keeps the count at 1
+    assert (reset.active_slots, read_limit("tag:" + tag).active_slots, lease_exists(lease_id)) == ([], 0, False)
+
+
+def test_lease_exists_until_the_lease_is_released(clean_prefix):
+    name = clean_prefix + "leased"
+    ensure_limit(name, 1)
+    with get_client(sync_client=True) as client:
+        lease_id = client.increment_concurrency_slots_with_lease(
+            names=[name], slots=1, mode="concurrency", lease_duration=60
+        ).json()["lease_id"]
+        assert lease_exists(lease_id) is True
+        client.release_concurrency_slots_with_lease(lease_id)
+    assert lease_exists(lease_id) is False
+    assert lease_exists(uuid4()) is False  # never existed
 
 
 def test_remove_course_objects_removes_only_its_prefix(clean_prefix):

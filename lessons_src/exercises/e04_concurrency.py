@@ -4,19 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
+import math
 import os
 from typing import Any
 
 import httpx
 from prefect import flow, task
+from prefect.exceptions import MissingResult
 from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
-from prefect.utilities.asyncutils import run_coro_as_sync
 
-from lessons_src.checks import Exercise, ExerciseSet, expect, require_flow, require_solved, short
+from lessons_src.checks import (
+    CourseProblem,
+    Exercise,
+    ExerciseSet,
+    call_answer,
+    expect,
+    require_flow,
+    require_signature,
+    require_solved,
+    short,
+)
 from lessons_src.demo_api import DemoAPI, start_demo_api
 from lessons_src.demo_api.app import WEATHER
 from lessons_src.logs import quiet_console
-from lessons_src.runs import peak_overlap, span_seconds, task_runs
+from lessons_src.runs import peak_overlap, task_runs
 from lessons_src.workloads import crunch
 
 
@@ -37,9 +49,12 @@ def runner_choices() -> dict[str, str]:
     }
 
 
+HTTP = httpx.Client(timeout=10)  # shared by every call: creating a client costs ~30 ms of CPU (lesson 04)
+
+
 @task
 def get_condition(city: str, delay: float) -> str:
-    response = httpx.get(demo_api().url_for(f"/weather/{city}", delay=delay), timeout=10)
+    response = HTTP.get(demo_api().url_for(f"/weather/{city}", delay=delay))
     response.raise_for_status()
     return response.json()["condition"]
 
@@ -85,8 +100,8 @@ RUNNER_KINDS = ("threads", "processes", "no parallelism")
 CITIES = ["amsterdam", "berlin", "cairo", "lisbon", "london", "nairobi"]
 BUDGET_CITIES = CITIES + ["oslo", "tokyo"]
 DELAY = 0.3
-BUDGET_DELAY = 0.5
-BUDGET_SECONDS = 1.8
+BUDGET_DELAY = 0.6
+BUDGET_SECONDS = 1.8  # 4 at once: 2 waves, 1.2 s; 3 at once: 3 waves, 1.8 s at the very least, so over the budget
 SERVICE_LIMIT = 4
 CPU_ITERATIONS = 2_000_000  # about 0.2 s per job on an idle core
 
@@ -100,20 +115,60 @@ def _expected_conditions(cities: list[str]) -> list[str]:
     return [WEATHER[city][3] for city in cities]
 
 
+def _expect_conditions(value: Any, cities: list[str], call: str) -> None:
+    """Fail unless `value` is the cities' conditions in their order, saying what arrived instead."""
+    if isinstance(value, list) and not all(isinstance(item, str) for item in value):
+        kinds = sorted({type(item).__name__ for item in value})
+        expect(
+            False,
+            f"{call} returned a list of {', '.join(kinds)}, not the conditions: return the tasks' results "
+            "(future.result(), or .map(...).result())",
+        )
+    expect(
+        value == _expected_conditions(cities),
+        f"{call} returned {short(value)}; expected the {len(cities)} conditions, in the cities' order: "
+        f"{_expected_conditions(cities)}",
+    )
+
+
 def _run_logged(answer: Any, *args: Any) -> tuple[Any, Any]:
-    """Run a learner's sync or async flow quietly; return (its result or exception, its final state)."""
-    with quiet_console():
-        call = answer(*args, return_state=True)
-        state = run_coro_as_sync(call) if asyncio.iscoroutine(call) else call
-    return require_solved(state.result(raise_on_failure=False, _sync=True)), state
+    """Run a learner's sync or async flow with Prefect's console silenced; return (its result or exception, state)."""
+    with quiet_console(logging.CRITICAL):  # a failure is reported in the check's message, not as a traceback
+        state = call_answer(answer, *args, return_state=True)
+    try:
+        return require_solved(state.result(raise_on_failure=False, _sync=True)), state
+    except MissingResult:
+        raise CourseProblem(
+            f"the flow run ended {state.name}, but the course server did not hand back its return value (it was "
+            "busy as the run ended, and Prefect's client read the final state back without it). Run the check again."
+        ) from None
+
+
+def _what(value: Any) -> str:
+    """Describe a flow's result or exception for a check's message, an exception in full."""
+    if isinstance(value, BaseException):
+        text = f"{type(value).__name__}: {value}"
+        return text if len(text) <= 300 else text[:297] + "..."
+    return short(value)
+
+
+def _service_span(stats: Any) -> float:
+    """Return the seconds from the first accepted request's arrival to the last answer, by the service's clock."""
+    accepted = [r for r in stats.requests if r["accepted"] and r["finished"] is not None]
+    return max(r["finished"] for r in accepted) - min(r["arrived"] for r in accepted) if accepted else 0.0
 
 
 def _grade_runner_choices(answer: Any) -> str:
     expect(isinstance(answer, dict), f"answer with the dict of three choices; got {short(answer)}")
-    require_solved(answer)
-    unknown = {k: v for k, v in answer.items() if v not in RUNNER_KINDS}
-    expect(not unknown, f"use only {RUNNER_KINDS}; got {short(unknown)}")
-    wrong = [job for job, kind in runner_choices().items() if answer.get(job) != kind]
+    jobs = list(runner_choices())
+    unknown_jobs = [job for job in answer if job not in jobs]
+    expect(not unknown_jobs, f"keep the three jobs as they are written; these are not among them: {unknown_jobs}")
+    missing = [job for job in jobs if job not in answer]
+    expect(not missing, f"answer every job; missing: {missing}")
+    chosen = {job: " ".join(str(kind).lower().split()) for job, kind in answer.items()}  # "Threads " is threads
+    unknown = {job: answer[job] for job, kind in chosen.items() if kind not in RUNNER_KINDS}
+    expect(not unknown, f"answer each job with one of {RUNNER_KINDS}; got {short(unknown)}")
+    wrong = [job for job, kind in runner_choices().items() if chosen[job] != kind]
     reasons = {
         "call a web API 200 times": "it spends its time waiting on the network: threads (or async) overlap the waits",
         "pure-Python statistics over 4 large files, 30 s each": (
@@ -124,20 +179,18 @@ def _grade_runner_choices(answer: Any) -> str:
             "each item is far cheaper than a task run's bookkeeping: batch it into one task, don't parallelise"
         ),
     }
-    expect(not wrong, f"'{wrong[0]}': not {answer.get(wrong[0])!r}, because {reasons[wrong[0]]}" if wrong else "")
+    expect(not wrong, f"'{wrong[0]}': not {chosen[wrong[0]]!r}, because {reasons[wrong[0]]}" if wrong else "")
     return "threads for waiting, processes for long pure-Python computing, nothing for tiny steps."
 
 
 def _grade_sequential_fix(answer: Any) -> str:
     require_flow(answer, "conditions")
+    require_signature(answer, (CITIES, DELAY), "conditions", "two arguments, the cities and the delay")
     api = _fresh_demo_api()
     api.reset()
     value, state = _run_logged(answer, CITIES, DELAY)
-    expect(state.is_completed(), f"the flow run ended {state.name}: {short(value)}")
-    expect(
-        value == _expected_conditions(CITIES),
-        f"conditions(...) returned {short(value)}; expected the list of conditions, in the cities' order",
-    )
+    expect(state.is_completed(), f"the flow run ended {state.name}: {_what(value)}")
+    _expect_conditions(value, CITIES, "conditions(...)")
     runs = task_runs(state)
     expect(len(runs) == len(CITIES), f"the server recorded {len(runs)} task runs; expected one per city")
     in_flight = api.stats().peak_in_flight
@@ -150,45 +203,66 @@ def _grade_sequential_fix(answer: Any) -> str:
     return f"{len(runs)} task runs, up to {in_flight} requests in flight at the service at once."
 
 
-def _grade_time_budget(answer: Any) -> str:
-    require_flow(answer, "conditions_within_budget")
+def _budget_run(answer: Any) -> tuple[Any, Any, Any]:
+    """Run the flow against a service that accepts SERVICE_LIMIT requests at once; return (value, state, stats)."""
     api = _fresh_demo_api()
     api.reset()
     api.configure(max_in_flight=SERVICE_LIMIT)
     try:
         value, state = _run_logged(answer, BUDGET_CITIES, BUDGET_DELAY)
-        stats = api.stats()
+        return value, state, api.stats()
     finally:
         api.reset()
-    expect(
-        stats.rejected == 0,
-        f"the service rejected {stats.rejected} requests with 429: it accepts at most {SERVICE_LIMIT} at once and "
-        f"had {stats.peak_in_flight} in flight. Cap the flow's threads with ThreadPoolTaskRunner(max_workers=...).",
+
+
+def _grade_time_budget(answer: Any) -> str:
+    require_flow(answer, "conditions_within_budget")
+    require_signature(
+        answer, (BUDGET_CITIES, BUDGET_DELAY), "conditions_within_budget", "two arguments, the cities and the delay"
     )
-    expect(state.is_completed(), f"the flow run ended {state.name}: {short(value)}")
-    expect(value == _expected_conditions(BUDGET_CITIES), f"the flow returned {short(value)}; expected the conditions")
-    runs = task_runs(state)
-    span = span_seconds(runs)
-    expect(
-        stats.peak_in_flight >= SERVICE_LIMIT - 1,  # 3 at once fits too; a busy machine may not reach 4
-        f"the {len(runs)} calls took {span:.2f} s with at most {stats.peak_in_flight} in flight at once. "
-        f"To fit {len(BUDGET_CITIES)} calls of {BUDGET_DELAY} s into {BUDGET_SECONDS} s, run as many at once as "
-        f"the service allows ({SERVICE_LIMIT}): two waves of {BUDGET_DELAY} s.",
-    )
-    return (
-        f"{len(runs)} calls in {span:.2f} s (budget {BUDGET_SECONDS} s; on a busy machine Prefect's bookkeeping "
-        f"adds more), up to {stats.peak_in_flight} at once, no 429s."
+    spans: list[float] = []
+    for _ in range(2):
+        value, state, stats = _budget_run(answer)
+        expect(
+            stats.rejected == 0,
+            f"the service rejected {stats.rejected} requests with 429: it accepts at most {SERVICE_LIMIT} at once "
+            f"and had {stats.peak_in_flight} in flight. Cap the flow's threads with "
+            "ThreadPoolTaskRunner(max_workers=...).",
+        )
+        expect(state.is_completed(), f"the flow run ended {state.name}: {_what(value)}")
+        _expect_conditions(value, BUDGET_CITIES, "conditions_within_budget(...)")
+        spans.append(_service_span(stats))
+        if spans[-1] <= BUDGET_SECONDS:
+            return (
+                f"{len(BUDGET_CITIES)} calls in {spans[-1]:.2f} s by the service's clock (budget {BUDGET_SECONDS} s, "
+                f"ideal {2 * BUDGET_DELAY:.1f} s), up to {stats.peak_in_flight} at once, no 429."
+            )
+        waves = math.ceil(len(BUDGET_CITIES) / max(stats.peak_in_flight, 1))
+        expect(
+            stats.peak_in_flight >= SERVICE_LIMIT,
+            f"the {len(BUDGET_CITIES)} calls took {spans[-1]:.2f} s with at most {stats.peak_in_flight} in flight: "
+            f"{waves} waves of {BUDGET_DELAY} s take at least {waves * BUDGET_DELAY:.1f} s, over the "
+            f"{BUDGET_SECONDS} s budget. Run as many at once as the service allows ({SERVICE_LIMIT}): "
+            f".map() or .submit() the tasks on a ThreadPoolTaskRunner(max_workers={SERVICE_LIMIT}).",
+        )
+        # 4 at once and no 429, yet over the budget: Prefect's per-task bookkeeping on a busy machine. Once more.
+    raise CourseProblem(
+        f"your flow ran {SERVICE_LIMIT} calls at once with no 429, as it should, but twice in a row this machine "
+        f"stretched the {len(BUDGET_CITIES)} calls to {spans[0]:.2f} s and {spans[1]:.2f} s (ideal "
+        f"{2 * BUDGET_DELAY:.1f} s, budget {BUDGET_SECONDS} s): Prefect's bookkeeping for each task run was slowed "
+        "by other work. Close other notebooks or programs and run the check again."
     )
 
 
 def _grade_async(answer: Any) -> str:
     require_flow(answer, "conditions_async")
+    require_signature(answer, (CITIES, DELAY), "conditions_async", "two arguments, the cities and the delay")
     expect(answer.isasync, "conditions_async should be an async flow: write `async def` under @flow")
     api = _fresh_demo_api()
     api.reset()
     value, state = _run_logged(answer, CITIES, DELAY)
-    expect(state.is_completed(), f"the flow run ended {state.name}: {short(value)}")
-    expect(value == _expected_conditions(CITIES), f"the flow returned {short(value)}; expected the conditions")
+    expect(state.is_completed(), f"the flow run ended {state.name}: {_what(value)}")
+    _expect_conditions(value, CITIES, "conditions_async(...)")
     runs = task_runs(state)
     expect(len(runs) == len(CITIES), f"the server recorded {len(runs)} task runs; expected one per city")
     in_flight = api.stats().peak_in_flight
@@ -202,18 +276,33 @@ def _grade_async(answer: Any) -> str:
 
 def _grade_cpu(answer: Any) -> str:
     require_flow(answer, "crunch_all")
+    require_signature(answer, (CPU_ITERATIONS, 4), "crunch_all", "two arguments, the iterations and the number of jobs")
     for _ in range(2):
         value, state = _run_logged(answer, CPU_ITERATIONS, 4)
-        expect(state.is_completed(), f"the flow run ended {state.name}: {short(value)}")
+        expect(state.is_completed(), f"the flow run ended {state.name}: {_what(value)}")
+        if isinstance(value, list) and not all(isinstance(pid, int) for pid in value):
+            kinds = sorted({type(pid).__name__ for pid in value})
+            expect(
+                False,
+                f"the flow returned a list of {', '.join(kinds)}, not the process ids: return the tasks' "
+                "results (.map(...).result())",
+            )
         expect(
-            isinstance(value, list) and len(value) == 4 and all(isinstance(pid, int) for pid in value),
+            isinstance(value, list) and len(value) == 4,
             f"the flow returned {short(value)}; return the 4 process ids crunch_task returns",
         )
         workers = set(value)
+        runner = answer.task_runner
         expect(
             os.getpid() not in workers,
-            f"all the task runs ran in this process ({os.getpid()}): threads share one GIL, so pure-Python work "
-            "uses one core. Give the flow a task runner that starts worker processes.",
+            f"task runs ran in this process ({os.getpid()}): "
+            + (
+                "threads share one GIL, so pure-Python work uses one core. Give the flow a task runner that starts "
+                "worker processes."
+                if isinstance(runner, ThreadPoolTaskRunner)
+                else f"your flow's {type(runner).__name__} runs only the tasks you .submit() or .map(); a task called "
+                "directly runs in the flow's own process."
+            ),
         )
         peak = peak_overlap(task_runs(state, expected=4))
         if len(workers) >= 2 and peak >= 2:
@@ -262,7 +351,8 @@ EXERCISES = ExerciseSet(
             "fit a fan-out into a time budget",
             _grade_time_budget,
             hints=[
-                f"8 calls of {BUDGET_DELAY} s one by one take 4 s; the service accepts {SERVICE_LIMIT} at once.",
+                f"8 calls of {BUDGET_DELAY} s one by one take 4.8 s; the service accepts {SERVICE_LIMIT} at once: "
+                f"with {SERVICE_LIMIT} at a time, 2 waves of {BUDGET_DELAY} s; with 3, 3 waves, already 1.8 s.",
                 f"@flow(task_runner=ThreadPoolTaskRunner(max_workers={SERVICE_LIMIT})) and get_condition.map(...).",
             ],
             solution=[conditions_within_budget],

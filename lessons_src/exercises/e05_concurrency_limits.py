@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+import logging
+import math
 import threading
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
 from prefect import flow, task, unmapped
 from prefect.client.orchestration import get_client
 from prefect.concurrency.sync import concurrency, rate_limit
-from prefect.exceptions import ObjectAlreadyExists
+from prefect.exceptions import MissingResult, ObjectAlreadyExists, ObjectNotFound
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.variables import Variable
 
@@ -18,16 +25,17 @@ from lessons_src.checks import (
     CheckFailed,
     Exercise,
     ExerciseSet,
+    call_answer,
     expect,
     require_flow,
     require_rate_limit,
+    require_signature,
     require_solved,
     require_task,
-    run_flow,
     short,
 )
 from lessons_src.demo_api import DemoAPI, DemoStats, start_demo_api
-from lessons_src.limits import delete_limit, ensure_limit, max_in_window, read_limit
+from lessons_src.limits import delete_limit, ensure_limit, lease_exists, max_in_window, read_limit
 from lessons_src.logs import quiet_console
 from lessons_src.runs import task_runs
 
@@ -37,6 +45,8 @@ RATE_LIMIT = PREFIX + "rate"
 STUCK_LIMIT = PREFIX + "stuck"
 LIMITS_VARIABLE = PREFIX + "orders-limits"
 DELAY = 0.6
+SERVICE_PER_SECOND = 4  # exercise 4: the service's rate limit
+LOST = "(a return value the server did not hand back)"
 api = start_demo_api()
 
 # ---- reference solutions (shown by ex.solution(n)) ----
@@ -75,11 +85,9 @@ def get_order_paced(order_id: int) -> int:
     return httpx.get(api.url_for(f"/orders/{order_id}", delay=0.1), timeout=10).status_code
 
 
-def free_slots(name: str) -> None:
-    from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
-
-    with get_client(sync_client=True) as client:
-        client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(active_slots=0))
+def free_slots(lease_id: str) -> None:
+    with get_client(sync_client=True) as client:  # gives back the lease's slots and deletes the lease
+        client.release_concurrency_slots_with_lease(lease_id)
 
 
 @task
@@ -108,27 +116,78 @@ def _fresh_service(**limits: Any) -> DemoAPI:
     return service
 
 
+def _describe_limit(limit: Any) -> str:
+    """Describe a limit read back from the server (or its absence) for a check's message."""
+    if limit is None:
+        return "missing"
+    return f"limit={limit.limit}, active={limit.active}, {limit.active_slots} slots taken"
+
+
 def _describe(stats: DemoStats) -> str:
     return f"{stats.total} requests, peak {stats.peak_in_flight} in flight, {stats.rejected} answered 429"
 
 
 def _all_ok(value: Any, count: int) -> bool:
-    return isinstance(value, list) and len(value) == count and all(status == 200 for status in value)
+    """Return whether `value` is `count` statuses of 200 (or was lost on the way: the service's records then decide)."""
+    return value is LOST or (isinstance(value, list) and len(value) == count and all(status == 200 for status in value))
+
+
+def _expect_statuses(value: Any, count: int, call: str) -> None:
+    """Fail unless `value` is `count` HTTP statuses of 200, saying what arrived instead."""
+    if isinstance(value, list) and not all(isinstance(status, int) for status in value):
+        kinds = sorted({type(status).__name__ for status in value})
+        raise CheckFailed(
+            f"{call} returned a list of {', '.join(kinds)}, not the statuses: return the tasks' results, "
+            "e.g. get_order.map(ids).result()"
+        )
+    expect(_all_ok(value, count), f"{call} returned {short(value)}; expected {count} statuses of 200")
+
+
+def _sync(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Return a plain function that calls a learner's sync or `async def` function and returns its value."""
+
+    @functools.wraps(function)
+    def call(*args: Any) -> Any:
+        return call_answer(function, *args)
+
+    return call
+
+
+def _run_quietly(checked_flow: Any, *args: Any) -> tuple[Any, Any]:
+    """Run a sync or async flow with Prefect's console silenced; return (its result or exception, its final state).
+
+    When the SQLite server answers busy as a run ends, the client may read the final state back without its value;
+    the value is then LOST and the graders go by the service's records, which hold every status.
+    """
+    with quiet_console(logging.CRITICAL):  # a failure is reported in the check's message, not as a traceback
+        state = call_answer(checked_flow, *args, return_state=True)
+    try:
+        return require_solved(state.result(raise_on_failure=False, _sync=True)), state
+    except MissingResult:
+        return LOST, state
+
+
+def _what(value: Any) -> str:
+    """Describe a flow's result or exception for a check's message, an exception in full."""
+    if isinstance(value, BaseException):
+        text = f"{type(value).__name__}: {value}"
+        return text if len(text) <= 300 else text[:297] + "..."
+    return short(value)
 
 
 def _grade_fetch_capped(answer: Any) -> str:
     require_flow(answer, "fetch_capped")
+    require_signature(answer, ([1, 2, 3, 4],), "fetch_capped", "one argument, the list of order ids")
     service = _fresh_service(max_in_flight=2)
-    with quiet_console():
-        value, state = run_flow(answer, [1, 2, 3, 4])
+    value, state = _run_quietly(answer, [1, 2, 3, 4])
     stats = service.stats()
-    expect(state.is_completed(), f"the flow run ended {state.name}: {short(value)}")
+    expect(state.is_completed(), f"the flow run ended {state.name}: {_what(value)}")
     expect(
         stats.rejected == 0,
         f"the service recorded {_describe(stats)}: it allows 2 at once. "
         "Give the flow a task runner with max_workers=2.",
     )
-    expect(_all_ok(value, 4), f"fetch_capped([1, 2, 3, 4]) returned {short(value)}; expected four 200s")
+    _expect_statuses(value, 4, "fetch_capped([1, 2, 3, 4])")
     expect(
         stats.peak_in_flight == 2,
         f"the service recorded {_describe(stats)}: one request at a time is safe but twice as slow as allowed. "
@@ -140,32 +199,40 @@ def _grade_fetch_capped(answer: Any) -> str:
 def _grade_ensure_orders_limit(answer: Any) -> str:
     expect(callable(answer), f"ensure_orders_limit should be a function, got {type(answer).__name__}")
     name = PREFIX + "exercise-2"
+    require_signature(answer, (name, 3), "ensure_orders_limit", "two arguments, the limit's name and its size")
     delete_limit(name)
-    answer(name, 3)
-    first = read_limit(name)
-    expect(first is not None, f"after ensure_orders_limit({name!r}, 3) the server has no limit named {name!r}")
-    expect(first.limit == 3, f"the server's limit {name!r} allows {first.limit}; expected 3")
-    expect(first.active, f"the limit {name!r} was created inactive, so it limits nothing; create it active")
     try:
-        answer(name, 2)
-    except ObjectAlreadyExists:
-        raise CheckFailed(
-            "the second call raised ObjectAlreadyExists: the limit was there already. "
-            "Update it when it exists (or use client.upsert_global_concurrency_limit_by_name)."
-        ) from None
-    second = read_limit(name)
-    expect(
-        second is not None and second.limit == 2,
-        f"after ensure_orders_limit({name!r}, 2) the server's limit allows {second.limit if second else 'nothing'}; "
-        "expected 2: an existing limit must be updated to the new size.",
-    )
-    delete_limit(name)
-    return "Called twice: created with limit 3, then updated to 2, active both times."
+        call_answer(answer, name, 3)
+        first = read_limit(name)
+        expect(first is not None, f"after ensure_orders_limit({name!r}, 3) the server has no limit named {name!r}")
+        expect(first.limit == 3, f"after ensure_orders_limit({name!r}, 3) the server's limit allows {first.limit}")
+        expect(first.active, f"the limit {name!r} was created inactive, so it limits nothing; create it active")
+        try:
+            call_answer(answer, name, 2)
+        except ObjectAlreadyExists:
+            raise CheckFailed(
+                "the second call raised ObjectAlreadyExists: the limit was there already. "
+                "Update it when it exists (or use client.upsert_global_concurrency_limit_by_name)."
+            ) from None
+        second = read_limit(name)
+        expect(
+            second is not None and second.limit == 2,
+            f"after ensure_orders_limit({name!r}, 2) the server's limit allows "
+            f"{second.limit if second else 'nothing'}; expected 2: an existing limit must be updated to the new size.",
+        )
+        expect(
+            second.id == first.id,
+            "the second call deleted the limit and created a new one: update the one that exists, so the slots "
+            "its holders hold stay counted",
+        )
+        expect(second.active, "after the second call the limit is inactive, so it limits nothing; keep it active")
+    finally:
+        delete_limit(name)
+    return "Called twice: created with limit 3, then the same limit updated to 2, active both times."
 
 
-def _grade_get_order_limited(answer: Any) -> str:
-    require_task(answer, "get_order_limited")
-    ensure_limit(ORDERS_LIMIT, 2)
+def _fan_out_twice(answer: Any, ids: list[int]) -> list[tuple[Any, Any]]:
+    """Run a flow that maps `answer` over `ids`, twice at the same time; return both (result, state)."""
     start_line = threading.Barrier(2)
 
     @flow(name="ex05-3-fan-out")
@@ -173,22 +240,66 @@ def _grade_get_order_limited(answer: Any) -> str:
         start_line.wait(timeout=60)
         return answer.map(ids).result()
 
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return [future.result() for future in [pool.submit(_run_quietly, fan_out, ids) for _ in range(2)]]
+
+
+def _grade_get_order_limited(answer: Any) -> str:
+    require_task(answer, "get_order_limited")
+    require_signature(answer, (1,), "get_order_limited", "one argument, the order id")
+    ensure_limit(ORDERS_LIMIT, 2)
     service = _fresh_service(max_in_flight=2)
-    with quiet_console(), ThreadPoolExecutor(max_workers=2) as pool:
-        runs = [future.result() for future in [pool.submit(run_flow, fan_out, [1, 2, 3]) for _ in range(2)]]
+    runs = _fan_out_twice(answer, [1, 2, 3])
     stats = service.stats()
     for value, state in runs:
-        expect(state.is_completed(), f"a flow run ended {state.name}: {short(value)}")
+        expect(state.is_completed(), f"a flow run ended {state.name}: {_what(value)}")
     expect(
         stats.rejected == 0,
         f"with two flow runs at once the service recorded {_describe(stats)}. Hold a slot of the limit "
-        f"{ORDERS_LIMIT!r} around the request with concurrency(..., strict=True); strict=True also catches a typo.",
+        f"{ORDERS_LIMIT!r} around the request with concurrency({ORDERS_LIMIT!r}, ...).",
     )
     expect(all(_all_ok(value, 3) for value, _ in runs), f"the runs returned {[short(v) for v, _ in runs]}")
+    expect(
+        stats.peak_in_flight >= 2,
+        f"the service recorded {_describe(stats)}: safe, but one at a time although the limit has 2 slots. "
+        "A request weighs one slot: occupy=1 (the default), not the whole limit.",
+    )
     left = read_limit(ORDERS_LIMIT)
-    expect(left is not None and left.active_slots == 0, f"slots still occupied after the runs: {short(left)}")
+    expect(
+        left is not None and left.active_slots == 0,
+        f"after the runs the limit is {_describe_limit(left)}: every slot should be given back "
+        "(`with concurrency(...):` gives it back when the block ends)",
+    )
     counted = sum(len(task_runs(state, expected=3)) for _, state in runs)
-    return f"Two flow runs, {counted} task runs: the service recorded {_describe(stats)}; every slot was given back."
+    missing = _run_with_the_limit_missing(answer)
+    return (
+        f"Two flow runs, {counted} task runs: the service recorded {_describe(stats)}; every slot was given back. "
+        f"With the limit deleted, your task stopped before its request: {missing}."
+    )
+
+
+def _run_with_the_limit_missing(answer: Any) -> str:
+    """Run the task once with ORDERS_LIMIT deleted; fail unless it stops with an error before sending a request."""
+
+    @flow(name="ex05-3-limit-missing")
+    async def one_order() -> int:  # async: the run does not wait for a heartbeat thread to stop
+        value = answer(1)
+        return await value if inspect.isawaitable(value) else value
+
+    delete_limit(ORDERS_LIMIT)
+    service = _fresh_service()
+    try:
+        value, state = _run_quietly(one_order)
+    finally:
+        ensure_limit(ORDERS_LIMIT, 2)
+    sent = service.stats().total
+    expect(
+        sent == 0 and not state.is_completed(),
+        f"with the limit {ORDERS_LIMIT!r} deleted, your task still sent {sent} request(s) and its run ended "
+        f"{state.name}: concurrency() on a missing limit only logs a warning and runs unlimited. "
+        "Pass strict=True, so a missing limit (a typo, a deleted limit) is an error.",
+    )
+    return _what(value)
 
 
 def _grade_rate(answer: Any) -> str:
@@ -198,7 +309,10 @@ def _grade_rate(answer: Any) -> str:
     )
     create, paced_task = require_solved(answer[0]), require_solved(answer[1])
     require_task(paced_task, "get_order_paced")
-    made = require_rate_limit(create, RATE_LIMIT)
+    require_signature(paced_task, (1,), "get_order_paced", "one argument, the order id")
+    expect(callable(create), f"create_rate_limit should be a function, got {type(create).__name__}")
+    require_signature(create, (RATE_LIMIT,), "create_rate_limit", "one argument, the limit's name")
+    made = require_rate_limit(_sync(create), RATE_LIMIT)
     calls, budget = 5, 3.0
     needed = max(0, calls - made.limit) / made.slot_decay_per_second
     expect(
@@ -207,82 +321,155 @@ def _grade_rate(answer: Any) -> str:
         f"{needed:.1f} s, over the {budget:g} s budget. slot_decay_per_second counts slots freed each second, "
         "not seconds between calls.",
     )
+    at_once, rate = made.limit, made.slot_decay_per_second
+    expect(
+        at_once + rate <= SERVICE_PER_SECOND + 0.5,
+        f"with limit={at_once} and slot_decay_per_second={rate:g}, {at_once} calls can start at once and {rate:g} "
+        f"more each second: {at_once + math.ceil(rate) - 1} within one second when every call is on time, more when "
+        f"one is a few milliseconds early, and the service answers 429 above {SERVICE_PER_SECOND}. Keep "
+        f"limit + slot_decay_per_second at most {SERVICE_PER_SECOND + 0.5:g}, e.g. limit=1 and a rate of 3.",
+    )
 
     @flow(name="ex05-4-paced")
     def paced(ids: list[int]) -> list[int]:
         return paced_task.map(ids).result()
 
-    service = _fresh_service(max_per_second=4)
-    with quiet_console():
-        value, state = run_flow(paced, list(range(1, calls + 1)))
+    service = _fresh_service(max_per_second=SERVICE_PER_SECOND)
+    value, state = _run_quietly(paced, list(range(1, calls + 1)))
     stats = service.stats()
     arrivals = sorted(r["arrived"] for r in stats.requests)
-    expect(state.is_completed(), f"the flow run ended {state.name}: {short(value)}")
+    expect(state.is_completed(), f"the flow run ended {state.name}: {_what(value)}")
     expect(
         stats.rejected == 0,
-        f"the service (4 per second) recorded {_describe(stats)}, up to {max_in_window(arrivals, 1.0)} in one "
-        f"second. Call rate_limit({RATE_LIMIT!r}, strict=True) before each request, and free fewer slots per second.",
+        f"the service ({SERVICE_PER_SECOND} per second) recorded {_describe(stats)}, up to "
+        f"{max_in_window(arrivals, 1.0)} in one second. Call rate_limit({RATE_LIMIT!r}, strict=True) before each "
+        "request, and free fewer slots per second.",
     )
-    expect(_all_ok(value, calls), f"the run returned {short(value)}; expected {calls} 200s")
+    _expect_statuses(value, calls, "the paced run")
     span = arrivals[-1] - arrivals[0]
     return f"{calls} calls over {span:.2f} s, at most {max_in_window(arrivals, 1.0)} in any second, no 429."
 
 
-def _occupy_like_a_crashed_run(name: str, slots: int) -> None:
-    """Take `slots` slots of `name` with a lease and never release them, as a killed process would."""
+def _occupy_like_a_crashed_run(name: str, slots: int) -> str:
+    """Take `slots` slots of `name` with a 60 s lease, never released (as a killed process would); return its id."""
     with get_client(sync_client=True) as client:
-        client.increment_concurrency_slots_with_lease(names=[name], slots=slots, mode="concurrency", lease_duration=60)
+        response = client.increment_concurrency_slots_with_lease(
+            names=[name], slots=slots, mode="concurrency", lease_duration=60
+        )
+    return response.json()["lease_id"]
+
+
+def _release_quietly(lease_id: str) -> None:
+    """Release a lease the check made, whatever the answer did (releasing one already gone does nothing)."""
+    with get_client(sync_client=True) as client:
+        client.release_concurrency_slots_with_lease(lease_id)
 
 
 def _grade_free_slots(answer: Any) -> str:
     expect(callable(answer), f"free_slots should be a function, got {type(answer).__name__}")
+    require_signature(answer, ("lease-id",), "free_slots", "one argument, the dead worker's lease id")
     before = ensure_limit(STUCK_LIMIT, 2)
-    _occupy_like_a_crashed_run(STUCK_LIMIT, 2)
-    answer(STUCK_LIMIT)
-    after = read_limit(STUCK_LIMIT)
-    expect(after is not None, f"the limit {STUCK_LIMIT!r} is gone: free its slots, keep the limit")
-    expect(after.id == before.id, "the limit was deleted and created again; free the slots of the one that exists")
-    expect(after.active, "the limit is now inactive, so it limits nothing at all; keep it active")
-    expect(after.limit == 2, f"the limit now allows {after.limit}; keep it at 2 and free the occupied slots")
-    expect(after.active_slots == 0, f"{after.active_slots} of 2 slots are still occupied by the dead holder")
-    with concurrency(STUCK_LIMIT, occupy=2, timeout_seconds=5, strict=True):
-        pass
-    return "Both slots are free again, and the same limit still allows 2, active."
+    lease_id = _occupy_like_a_crashed_run(STUCK_LIMIT, 2)
+    try:
+        call_answer(answer, lease_id)
+        after = read_limit(STUCK_LIMIT)
+        expect(after is not None, f"the limit {STUCK_LIMIT!r} is gone: free its slots, keep the limit")
+        expect(after.id == before.id, "the limit was deleted and created again; free the slots of the one that exists")
+        expect(after.active, "the limit is now inactive, so it limits nothing at all; keep it active")
+        expect(after.limit == 2, f"the limit now allows {after.limit}; keep it at 2 and free the occupied slots")
+        expect(
+            after.active_slots == 0,
+            f"{after.active_slots} of 2 slots are still occupied: the dead worker's lease {lease_id} still holds "
+            "them. Release that lease: its id is the argument your function gets.",
+        )
+        expect(
+            not lease_exists(lease_id),
+            f"the count says 0 of 2 slots taken, but the dead worker's lease {lease_id} is still on the server. When "
+            "it expires (60 s after the crash, then up to 15 s until the repossessor looks) the server takes its 2 "
+            "slots back a second time, from runs that hold them by then, and the limit admits up to 4 at once. "
+            "Release the lease itself instead of editing the count.",
+        )
+        with concurrency(STUCK_LIMIT, occupy=2, timeout_seconds=5, strict=True):
+            pass
+    finally:
+        _release_quietly(lease_id)
+        ensure_limit(STUCK_LIMIT, 2)
+    return (
+        "The lease is gone, both slots are free, and the same limit still allows 2, active: nothing to take back later."
+    )
+
+
+@contextmanager
+def _slots_taken(name: str) -> Iterator[list[int]]:
+    """Read limit `name` every 0.05 s inside the block; yield the list of active_slots seen (a missing limit: none)."""
+    seen: list[int] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        with get_client(sync_client=True) as client:
+            while not stop.is_set():
+                try:
+                    seen.append(client.read_global_concurrency_limit_by_name(name).active_slots)
+                except ObjectNotFound:
+                    pass
+                time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, name=f"slots-of-{name}", daemon=True)
+    sampler.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        sampler.join(timeout=10)
+
+
+def _run_in(answer: Any, environment: str, ids: list[int], service_allows: int) -> tuple[Any, DemoStats, Any, int]:
+    """Run `answer(environment, ids)` from a clean slate; return (result, service stats, the limit, most slots seen)."""
+    limit_name = f"{PREFIX}orders-{environment}"
+    delete_limit(limit_name)  # what an earlier check left must not count
+    service = _fresh_service(max_in_flight=service_allows)
+    with _slots_taken(limit_name) as seen:
+        value, state = _run_quietly(answer, environment, ids)
+    missing = " Create or update the limit, from the variable, before fetching." if "created" in str(value) else ""
+    expect(state.is_completed(), f"fetch_in({environment!r}, {ids}) ended {state.name}: {_what(value)}.{missing}")
+    return value, service.stats(), read_limit(limit_name), max(seen, default=0)
 
 
 def _grade_fetch_in(answer: Any) -> str:
     require_flow(answer, "fetch_in")
+    require_signature(answer, ("dev", [1, 2]), "fetch_in", "two arguments, the environment and the list of order ids")
     Variable.set(LIMITS_VARIABLE, {"dev": 1, "prod": 3}, overwrite=True, _sync=True)
-    service = _fresh_service(max_in_flight=3)
-    with quiet_console():
-        dev_value, dev_state = run_flow(answer, "dev", [1, 2])
-    dev = service.stats()
-    expect(dev_state.is_completed(), f"fetch_in('dev', ...) ended {dev_state.name}: {short(dev_value)}")
-    dev_limit = read_limit(f"{PREFIX}orders-dev")
+    dev_value, dev, dev_limit, dev_taken = _run_in(answer, "dev", [1, 2], service_allows=3)
     expect(
         dev_limit is not None and dev_limit.limit == 1,
-        f"after the dev run the server's limit {PREFIX}orders-dev is {short(dev_limit)}; the variable says dev "
-        "allows 1. Read Variable.get(...)['dev'] inside the flow and set the limit to it.",
+        f"after the dev run the server's limit {PREFIX}orders-dev is {_describe_limit(dev_limit)}; the variable "
+        "says dev allows 1. Read Variable.get(...)['dev'] inside the flow and create or update the limit to it.",
+    )
+    expect(
+        dev_taken >= 1,
+        f"while fetch_in('dev', ...) ran, no slot of {PREFIX}orders-dev was ever taken (the check read the limit "
+        "every 0.05 s): fetch each order with get_order_within(..., limit_name=...) so it holds a slot of that limit.",
     )
     expect(dev.peak_in_flight <= 1 and dev.rejected == 0, f"in dev the service recorded {_describe(dev)}; dev allows 1")
     Variable.set(LIMITS_VARIABLE, {"dev": 1, "prod": 2}, overwrite=True, _sync=True)  # an operator changes prod
-    service.reset()
-    service.configure(max_in_flight=2)
-    with quiet_console():
-        prod_value, prod_state = run_flow(answer, "prod", [1, 2, 3])
-    prod = service.stats()
-    expect(prod_state.is_completed(), f"fetch_in('prod', ...) ended {prod_state.name}: {short(prod_value)}")
-    prod_limit = read_limit(f"{PREFIX}orders-prod")
+    prod_value, prod, prod_limit, prod_taken = _run_in(answer, "prod", [1, 2, 3], service_allows=2)
     expect(
         prod_limit is not None and prod_limit.limit == 2,
         f"the variable was changed to prod=2 before this run, but the server's limit {PREFIX}orders-prod is "
-        f"{short(prod_limit)}. Read the variable inside the flow, at run time.",
+        f"{_describe_limit(prod_limit)}. Read the variable inside the flow, at run time.",
     )
-    expect(prod.rejected == 0, f"in prod the service recorded {_describe(prod)}")
+    expect(
+        prod_taken >= 1,
+        f"while fetch_in('prod', ...) ran, no slot of {PREFIX}orders-prod was ever taken: fetch under that limit.",
+    )
+    expect(prod.rejected == 0, f"in prod the service recorded {_describe(prod)}; prod allows 2")
     expect(
         _all_ok(dev_value, 2) and _all_ok(prod_value, 3), f"the runs returned {short(dev_value)}, {short(prod_value)}"
     )
-    return f"dev ran with limit 1 ({_describe(dev)}); prod, changed to 2 in the variable, ran with limit 2."
+    return (
+        f"dev ran under a limit of 1 ({_describe(dev)}); prod, changed to 2 in the variable, ran under a limit of 2 "
+        f"({_describe(prod)}), up to {prod_taken} slot(s) taken at once."
+    )
 
 
 EXERCISES = ExerciseSet(
@@ -318,6 +505,7 @@ EXERCISES = ExerciseSet(
             _grade_get_order_limited,
             hints=[
                 "max_workers only counts one flow run's tasks; the limit must live on the server.",
+                "Without strict=True, concurrency() on a missing limit logs a warning and runs the block unlimited.",
                 f"Wrap only the request: with concurrency({ORDERS_LIMIT!r}, occupy=1, strict=True): ...",
             ],
             solution=[get_order_limited],
@@ -329,7 +517,8 @@ EXERCISES = ExerciseSet(
             _grade_rate,
             hints=[
                 "rate_limit(name) takes a slot and returns; the slot decays at slot_decay_per_second slots per second.",
-                "With limit=1, calls start 1 / slot_decay_per_second s apart: pick a rate under 4 and over 4/3.",
+                "With limit=1, calls start 1 / slot_decay_per_second s apart: over 4/3 per second fits 5 calls in "
+                "3 s; at most 3.5 leaves a margin under the service's 4.",
                 "client.upsert_global_concurrency_limit_by_name(name, limit=1, slot_decay_per_second=3.0), and "
                 "rate_limit(name, strict=True) as the task's first line.",
             ],
@@ -338,11 +527,14 @@ EXERCISES = ExerciseSet(
         ),
         Exercise(
             5,
-            "free the slots of a crashed run",
+            "release the lease of a crashed run",
             _grade_free_slots,
             hints=[
-                "The slots are counted in the limit's active_slots; you can update that number.",
-                "client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(active_slots=0))",
+                "Setting active_slots to 0 frees the count but leaves the lease: when it expires, the repossessor "
+                "takes its 2 slots back again, from whichever runs hold them then.",
+                "Release the lease itself: the server gives back exactly its slots and deletes it, as concurrency() "
+                "does on exit.",
+                "with get_client(sync_client=True) as client: client.release_concurrency_slots_with_lease(lease_id)",
             ],
             solution=[free_slots],
             answer=lambda: free_slots,
