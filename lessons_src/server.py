@@ -24,10 +24,10 @@ PORT_RANGE = range(4200, 4300)
 START_TIMEOUT_S = 90.0  # the first start migrates a fresh database, which takes longer
 START_COMMAND = "python -m lessons_src server start"
 
-# Settings the course server runs with. Tag limits poll for free slots every
-# `tag_concurrency_slot_wait_seconds` (Prefect's default is 10 s); the classroom value is 0.5 s.
-# The task-run recorder keeps Prefect's default (one transaction per task-run event): batching it makes SQLite
-# slot requests collide less (fewer 503s) but delays task-run records by up to a second, which readers that do
+# Settings the course server runs with. A task refused a tag limit's slot sleeps the Retry-After the server sends:
+# the limit's average slot occupancy, capped at `tag_concurrency_slot_wait_seconds` (Prefect's default is 10 s; the
+# classroom value is 0.5 s), with Poisson jitter (0.75-1.3 times it). The task-run recorder keeps Prefect's default
+# (one transaction per task-run event): batching it delays task-run records by up to a second, which readers that do
 # not know how many task runs to expect cannot wait for.
 SERVER_SETTINGS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
