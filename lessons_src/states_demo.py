@@ -1,4 +1,4 @@
-"""Read state histories of flow and task runs back from the Prefect server, and count final states, for pair 03."""
+"""Pair 03: read state histories back from the Prefect server, count final states, wait for demo API requests."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.sorting import TaskRunSort
 from prefect.states import State
 
+from lessons_src.demo_api import DemoAPI
 from lessons_src.runs import TaskRunRecord, flow_run_id_of, poll_until
 
 
@@ -43,3 +44,13 @@ def task_run_histories(run: State | FlowRun | UUID | str, timeout: float = 10.0)
 def state_counts(records: Iterable[TaskRunRecord]) -> dict[str, int]:
     """Count task runs per final state name, most common first."""
     return dict(Counter(r.state for r in records).most_common())
+
+
+def wait_for_requests(api: DemoAPI, count: int, timeout: float = 10.0) -> int:
+    """Return once the demo API has received `count` requests since its last reset (TimeoutError after `timeout` s)."""
+    return poll_until(
+        lambda: api.stats().total,
+        lambda received: received >= count,
+        timeout,
+        lambda received: f"The demo API received {received} of {count} requests within {timeout:.0f} s.",
+    )

@@ -1,4 +1,6 @@
-"""Each check of pair 03 accepts the reference solution and rejects plausible wrong answers."""
+"""Each check of pair 03 accepts right answers written unlike the reference (sync and async) and rejects near misses."""
+
+import logging
 
 import pytest
 from prefect import flow
@@ -9,6 +11,7 @@ from lessons_src.checks import TODO
 from lessons_src.demo_api import start_demo_api
 from lessons_src.exercises import exercises
 from lessons_src.exercises.e03_error_handling_and_states import fetch_json, fetch_order, get_weather
+from lessons_src.logs import quiet_console
 
 EX = exercises("03")
 
@@ -37,6 +40,28 @@ def weather_without_task(city: str) -> str:
         return "unavailable"
 
 
+@flow
+def weather_hardcoded(city: str) -> str:
+    state = get_weather(city, return_state=True)
+    return "unavailable" if state.is_failed() else "snow"
+
+
+@flow
+def weather_try_except(city: str) -> str:
+    try:
+        return get_weather(city)["condition"]
+    except Exception:
+        return "unavailable"
+
+
+@flow
+async def weather_async(city: str) -> str:
+    state = get_weather(city, return_state=True)
+    if state.is_failed():
+        return "unavailable"
+    return (await state.aresult())["condition"]
+
+
 # ---- exercise 2: don't let a failed task hide ----
 
 
@@ -57,6 +82,34 @@ def fetch_all_only_waits(urls: list[str]) -> list:
 def fetch_all_returns_ids(urls: list[str]) -> list:
     futures = [fetch_json.submit(url) for url in urls]
     return [future.result()["customer"] for future in futures]
+
+
+@flow
+def fetch_all_returns_futures(urls: list[str]) -> list:
+    return [fetch_json.submit(url) for url in urls]
+
+
+@flow
+def fetch_all_fetches_twice(urls: list[str]) -> list:
+    futures = [fetch_json.submit(url) for url in urls]
+    wait(futures)
+    return [fetch_json(url) for url in urls]
+
+
+@flow
+def fetch_all_mapped(urls: list[str]) -> list[dict]:
+    return fetch_json.map(urls).result()
+
+
+@flow
+def fetch_all_one_by_one(urls: list[str]) -> list[dict]:
+    return [fetch_json(url) for url in urls]
+
+
+@flow
+async def fetch_all_async(urls: list[str]) -> list[dict]:
+    futures = [fetch_json.submit(url) for url in urls]
+    return [future.result() for future in futures]
 
 
 # ---- exercise 3: a partial result and a failure report ----
@@ -86,6 +139,52 @@ def orders_swallowed_in_flow(order_ids: list[int]) -> dict:
     return {"orders": orders, "failed": failed}
 
 
+@flow
+def orders_with_text_keys(order_ids: list[int]) -> dict:
+    futures = [fetch_order.submit(order_id) for order_id in order_ids]
+    wait(futures)
+    failed = {str(i): str(f.result(raise_on_failure=False)) for i, f in zip(order_ids, futures, strict=True)}
+    return {
+        "orders": [f.result() for f in futures if f.state.is_completed()],
+        "failed": {i: reason for (i, reason), f in zip(failed.items(), futures, strict=True) if f.state.is_failed()},
+    }
+
+
+@flow
+def orders_with_vague_reasons(order_ids: list[int]) -> dict:
+    futures = [fetch_order.submit(order_id) for order_id in order_ids]
+    wait(futures)
+    failed_ids = [i for i, f in zip(order_ids, futures, strict=True) if f.state.is_failed()]
+    return {
+        "orders": [f.result() for f in futures if f.state.is_completed()],
+        "failed": {i: f"order {i} could not be fetched" for i in failed_ids},
+    }
+
+
+@flow
+def orders_try_except(order_ids: list[int]) -> dict:
+    futures = fetch_order.map(order_ids)
+    orders, failed = [], {}
+    for order_id, future in zip(order_ids, futures, strict=True):
+        try:
+            orders.append(future.result())
+        except Exception as error:
+            failed[order_id] = repr(error)
+    return {"orders": orders, "failed": failed}
+
+
+@flow
+async def orders_async_one_by_one(order_ids: list[int]) -> dict:
+    orders, failed = [], {}
+    for order_id in order_ids:
+        state = fetch_order(order_id, return_state=True)
+        if state.is_completed():
+            orders.append(await state.aresult())
+        else:
+            failed[order_id] = str(await state.aresult(raise_on_failure=False))
+    return {"orders": orders, "failed": failed}
+
+
 # ---- exercise 4: an on_failure hook that records failures ----
 
 WRONG_FAILURES: list[dict] = []
@@ -101,6 +200,36 @@ def record_with_wrong_signature(state) -> None:
 
 def record_flow_name(flow, flow_run, state) -> None:
     WRONG_FAILURES.append({"flow_run": flow.name, "state": state.name, "message": state.message})
+
+
+def record_whole_state(flow, flow_run, state) -> None:
+    WRONG_FAILURES.append({"flow_run": flow_run.name, "state": state.name, "message": str(state)})
+
+
+def record_state_type(flow, flow_run, state) -> None:
+    WRONG_FAILURES.append({"flow_run": flow_run.name, "state": state.type.value, "message": state.message})
+
+
+@flow(on_failure=[record_whole_state])
+def nightly_records_whole_state(order_ids: list[int]) -> list[dict]:
+    return [fetch_order(order_id) for order_id in order_ids]
+
+
+@flow(on_failure=[record_state_type])
+def nightly_records_state_type(order_ids: list[int]) -> list[dict]:
+    return [fetch_order(order_id) for order_id in order_ids]
+
+
+RIGHT_FAILURES: list[dict] = []
+
+
+async def record_failure_async(fl, run, st) -> None:
+    RIGHT_FAILURES.append(dict(message=st.message, state=st.name, flow_run=run.name))
+
+
+@flow(on_failure=[record_failure_async])
+async def nightly_async(order_ids: list[int]) -> list[dict]:
+    return [fetch_order(order_id) for order_id in order_ids]
 
 
 @flow(on_failure=[record_everything], on_completion=[record_everything])
@@ -165,35 +294,102 @@ def batch_stops_at_first_failure(order_ids: list[int], max_failures: int = 1):
     return orders
 
 
+@flow
+def batch_fixed_threshold(order_ids: list[int], max_failures: int = 1):
+    futures = [fetch_order.submit(order_id) for order_id in order_ids]
+    wait(futures)
+    failed = [i for i, f in zip(order_ids, futures, strict=True) if not f.state.is_completed()]
+    if len(failed) > 1:
+        return Failed(message=f"{len(failed)} of {len(order_ids)} orders failed: {failed}")
+    return [f.result() for f in futures if f.state.is_completed()]
+
+
+@flow
+def batch_raises(order_ids: list[int], max_failures: int = 1) -> list[dict]:
+    futures = fetch_order.map(order_ids)
+    wait(futures)
+    failed = [i for i, f in zip(order_ids, futures, strict=True) if f.state.is_failed()]
+    if len(failed) > max_failures:
+        raise RuntimeError(f"{len(failed)} of {len(order_ids)} orders failed: {failed}")
+    return [f.result() for f in futures if f.state.is_completed()]
+
+
+@flow
+async def batch_async_one_by_one(order_ids: list[int], max_failures: int = 1):
+    states = [fetch_order(order_id, return_state=True) for order_id in order_ids]
+    failed = [i for i, s in zip(order_ids, states, strict=True) if s.is_failed()]
+    if len(failed) > max_failures:
+        return Failed(message=f"{len(failed)} of {len(order_ids)} orders failed")
+    return [await s.aresult() for s in states if s.is_completed()]
+
+
 @pytest.mark.parametrize(
     ("number", "wrong", "expected_message"),
     [
         (1, weather_unhandled, "failed the whole flow"),
         (1, weather_without_task, "expected one Failed get_weather run"),
+        (1, weather_hardcoded, "expected 'sunny'"),
         (2, fetch_all_forgets, "were never waited for or returned"),
         (2, fetch_all_only_waits, "were never waited for or returned"),
         (2, fetch_all_returns_ids, "expected the three orders"),
+        (2, fetch_all_returns_futures, "hand its caller their final states"),
+        (2, fetch_all_fetches_twice, "expected 1 per URL"),
         (3, orders_all_or_nothing, "finish anyway"),
         (3, orders_without_report, "expected a dict with keys 998 and 999"),
         (3, orders_swallowed_in_flow, "so the failures stay visible"),
+        (3, orders_with_text_keys, "the ints 998 and 999"),
+        (3, orders_with_vague_reasons, "names the 404 and the URL /orders/998"),
         (4, (nightly_records_everything, WRONG_FAILURES), "not on_completion"),
         (4, (nightly_wrong_signature, WRONG_FAILURES), "hook(flow, flow_run, state)"),
         (4, (nightly_no_hook, WRONG_FAILURES), "No hook ran"),
         (4, (nightly_records_flow_name, WRONG_FAILURES), "use flow_run.name"),
+        (4, (nightly_records_whole_state, WRONG_FAILURES), "use state.message"),
+        (4, (nightly_records_state_type, WRONG_FAILURES), "use state.name"),
         (4, nightly_no_hook, "pass a pair"),
         (5, batch_all_or_nothing, "expected Completed"),
         (5, batch_always_graceful, "expected Failed"),
         (5, batch_off_by_one, "expected Completed"),
         (5, batch_stops_at_first_failure, "expected it to say '3 of 5 orders failed'"),
+        (5, batch_fixed_threshold, "max_failures=3"),
     ],
     ids=lambda value: getattr(
         value, "__name__", getattr(value[0], "__name__", str(value)) if isinstance(value, tuple) else str(value)
     )[:30],
 )
 def test_wrong_answers_are_rejected(demo_api, number, wrong, expected_message):
-    outcome = EX.evaluate(number, wrong)
+    with quiet_console(logging.CRITICAL):
+        outcome = EX.evaluate(number, wrong)
     assert outcome.status == "failed"
     assert expected_message in outcome.message, outcome.message
+
+
+@pytest.mark.parametrize(
+    ("number", "right"),
+    [
+        (1, weather_try_except),
+        (1, weather_async),
+        (2, fetch_all_mapped),
+        (2, fetch_all_one_by_one),
+        (2, fetch_all_async),
+        (3, orders_try_except),
+        (3, orders_async_one_by_one),
+        (5, batch_raises),
+        (5, batch_async_one_by_one),
+    ],
+    ids=lambda value: getattr(value, "__name__", str(value))[:30],
+)
+def test_right_answers_written_differently_pass(demo_api, number, right):
+    with quiet_console(logging.CRITICAL):
+        outcome = EX.evaluate(number, right)
+    assert outcome.status == "passed", outcome.message
+
+
+def test_an_async_hook_on_an_async_flow_passes_twice(demo_api):
+    """The hook's list grows run after run: the verdict must not depend on what an earlier check left in it."""
+    with quiet_console(logging.CRITICAL):
+        outcomes = [EX.evaluate(4, (nightly_async, RIGHT_FAILURES)) for _ in range(2)]
+    assert [o.status for o in outcomes] == ["passed", "passed"], [o.message for o in outcomes]
+    assert len(RIGHT_FAILURES) == 2
 
 
 TEMPLATE_FAILURES: list[dict] = []

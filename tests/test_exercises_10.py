@@ -1,10 +1,15 @@
-"""Each check of pair 10 rejects the bug the exercise gives, and other plausible wrong answers, with a clear message."""
+"""Each check of pair 10 rejects the given bug and other near misses with a clear message, and accepts other fixes.
+
+Right answers written unlike the reference (async ones too) are evaluated twice: caches and limits that a first check
+leaves on the server must not change the second verdict.
+"""
 
 import httpx
 import pytest
 from prefect import flow, task
-from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
+from prefect.cache_policies import DEFAULT, INPUTS, NO_CACHE, RUN_ID, TASK_SOURCE
 from prefect.client.orchestration import get_client
+from prefect.concurrency.asyncio import concurrency as async_concurrency
 from prefect.concurrency.sync import concurrency
 from prefect.futures import wait
 
@@ -19,7 +24,7 @@ from lessons_src.exercises.e10_pitfall_lab import (
     flaky_publish,
     get_json,
 )
-from lessons_src.limits import remove_course_objects
+from lessons_src.limits import ensure_limit, remove_course_objects
 
 EX = exercises("10")
 
@@ -60,6 +65,22 @@ def count_orders_returns_orders(order_ids: list[int]) -> list:
     return fetch_order.map(order_ids).result()
 
 
+@flow
+def count_orders_one_by_one(order_ids: list[int]) -> int:
+    return len([fetch_order(order_id) for order_id in order_ids])
+
+
+@flow
+def count_orders_returns_futures(order_ids: list[int]):
+    return fetch_order.map(order_ids)
+
+
+@flow
+async def count_orders_async(order_ids: list[int]) -> int:
+    futures = [fetch_order.submit(order_id) for order_id in order_ids]
+    return sum(1 for future in futures if future.result())
+
+
 # ---- exercise 2: a concurrency limit that really limits (the given bug: a typo, not strict) ----
 
 
@@ -85,6 +106,21 @@ def limited_with_typo_strict(order_id: int) -> int:
 def limited_not_strict(order_id: int) -> int:
     with concurrency(ORDERS_LIMIT):
         response = _get(order_id)
+    return response.status_code
+
+
+@task
+def limited_slot_given_back_too_soon(order_id: int) -> int:
+    with concurrency(ORDERS_LIMIT, strict=True):
+        url = get_demo_api().url_for(f"/orders/{order_id}", delay=LIMITED_DELAY)
+    return httpx.get(url, timeout=10).status_code
+
+
+@task
+async def limited_async(order_id: int) -> int:
+    async with async_concurrency([ORDERS_LIMIT], occupy=1, strict=True):
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.get(get_demo_api().url_for(f"/orders/{order_id}", delay=LIMITED_DELAY))
     return response.status_code
 
 
@@ -116,6 +152,21 @@ def factory_keyed_on_city_only(city: str):
         return city_name(city, key)
 
     return city_weather
+
+
+def factory_with_city_as_default_argument(city: str):
+    @task(cache_policy=INPUTS + TASK_SOURCE)
+    def city_weather(key: str, city: str = city) -> str:
+        return city_name(city, key)
+
+    return city_weather
+
+
+def factory_by_function_call(city: str):
+    def city_weather(key: str) -> str:
+        return city_name(city, key)
+
+    return task(city_weather, cache_key_fn=lambda context, parameters: f"{city}|{parameters['key']}")
 
 
 # ---- exercise 4: a flow retry that reuses the expensive step ----
@@ -164,6 +215,25 @@ def forecast_without_retries(city: str, key: str) -> dict:
     return forecast
 
 
+@task(cache_policy=DEFAULT)
+def forecast_explicit_default_policy(city: str, key: str) -> dict:
+    return get_json(get_demo_api().url_for(f"/weather/{city}", key=key))
+
+
+@flow(retries=1)
+def forecast_with_default_policy(city: str, key: str) -> dict:
+    forecast = forecast_explicit_default_policy(city, key)
+    flaky_publish(key)
+    return forecast
+
+
+@flow(retries=1)
+async def forecast_async_run_id_policy(city: str, key: str) -> dict:
+    forecast = forecast_not_persisted.with_options(cache_policy=INPUTS + RUN_ID)(city, key)
+    flaky_publish(key)
+    return forecast
+
+
 # ---- exercise 5: two calls per second ----
 
 
@@ -175,6 +245,19 @@ def pacing(limit: int, slot_decay_per_second: float):
     return create_pacing_limit
 
 
+def pacing_with_ensure_limit(name: str) -> None:
+    ensure_limit(name, limit=1, slot_decay_per_second=1 / 0.5)
+
+
+async def pacing_async(name: str) -> None:
+    async with get_client() as client:
+        await client.upsert_global_concurrency_limit_by_name(name, limit=1, slot_decay_per_second=2.0)
+
+
+def pacing_inactive(name: str) -> None:
+    ensure_limit(name, limit=1, slot_decay_per_second=2, active=False)
+
+
 @pytest.mark.parametrize(
     ("number", "wrong", "expected_message"),
     [
@@ -182,9 +265,12 @@ def pacing(limit: int, slot_decay_per_second: float):
         (1, count_orders_counts_successes, "The flow must depend on its futures"),
         (1, count_orders_without_tasks, "expected 3 fetch_order runs"),
         (1, count_orders_returns_orders, "expected 3, the number of orders"),
+        (1, count_orders_one_by_one, "every order must be fetched, even after one fails"),
+        (1, count_orders_returns_futures, "task-run states, not a count"),
         (2, limited_with_typo, "so your task holds no slot of that limit"),
         (2, limited_with_typo_strict, "Compare the name in concurrency(...)"),
         (2, limited_not_strict, "Pass strict=True"),
+        (2, limited_slot_given_back_too_soon, "had already given its slot back"),
         (3, factory_sharing_a_cache, "served from the Oslo task's cache entry"),
         (3, factory_without_cache, "the repeat call should still be a hit"),
         (3, factory_keyed_on_city_only, "Include the key parameter"),
@@ -193,7 +279,10 @@ def pacing(limit: int, slot_decay_per_second: float):
         (4, forecast_retries_the_step, "should be retried once"),
         (4, forecast_without_retries, "keep retries=1 on the flow"),
         (5, pacing(1, 0.5), "about 0.5 calls per second, not 2"),
-        (5, pacing(1, 120), "2 per second means about 0.5 s apart"),
+        (5, pacing(1, 120), "more than the partner allows"),
+        (5, pacing(1, 2.5), "about 2.5 calls per second, not 2, more than the partner allows"),
+        (5, pacing(1, 1), "calls wait longer than they need to"),
+        (5, pacing_inactive, "inactive"),
         (5, pacing(2, 2), "lets 2 calls through together"),
         (5, pacing(1, 0), "without slot_decay_per_second"),
     ],
@@ -203,6 +292,25 @@ def test_wrong_answers_are_rejected(demo_api, number, wrong, expected_message):
     outcome = EX.evaluate(number, wrong)
     assert outcome.status == "failed"
     assert expected_message in outcome.message, outcome.message
+
+
+@pytest.mark.parametrize(
+    ("number", "right"),
+    [
+        (1, count_orders_async),
+        (2, limited_async),
+        (3, factory_with_city_as_default_argument),
+        (3, factory_by_function_call),
+        (4, forecast_with_default_policy),
+        (4, forecast_async_run_id_policy),
+        (5, pacing_with_ensure_limit),
+        (5, pacing_async),
+    ],
+    ids=lambda value: getattr(value, "__name__", str(value))[:30],
+)
+def test_other_fixes_pass_twice(demo_api, number, right):
+    verdicts = [EX.evaluate(number, right) for _ in range(2)]
+    assert [v.status for v in verdicts] == ["passed", "passed"], [v.message for v in verdicts]
 
 
 def test_factory_returning_a_plain_function_is_explained(demo_api):

@@ -3,7 +3,8 @@
 Each table row is `Prefect 2 | outcome | Prefect 3.8.8 | note | lesson`. Every code span in the first and third columns
 is checked: Python spans are imported (one name at a time) or resolved name by name without being called, with
 keyword arguments checked against the callee's signature; `PREFECT_*` spans are looked up among Prefect's settings;
-`prefect ...` spans are run with `--help` in one subprocess that forks a clean child per command.
+`prefect ...` spans are run with `--help` in one subprocess that forks a clean child per command. The behaviour the
+note of the `my_task.submit(...)` row states (futures nobody waits for) is run as flows on the course server.
 """
 
 from __future__ import annotations
@@ -482,3 +483,67 @@ def test_the_checker_reads_settings_and_cli_outcomes(monkeypatch, cli_help):
     assert cli_label("prefect worker strat --pool my-pool", cli_help, check_options=False) == "unknown command"
     with pytest.raises(AssertionError):
         assert cli_label("prefect worker start --pol my-pool", cli_help, check_options=True) == "ok"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The behaviour the `my_task.submit(...)` row states, run against the course server
+
+
+def test_unwaited_futures_leave_the_flow_completed_and_returned_futures_reach_the_caller_as_states(course_server):
+    import asyncio
+    import threading
+    import time
+
+    from prefect import flow, task
+    from prefect.states import State
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    began, ended = threading.Event(), threading.Event()
+    ran: list[int] = []
+
+    @task
+    def fails() -> None:
+        raise ValueError("this task fails")
+
+    @task
+    def slow(seconds: float) -> None:
+        began.set()
+        time.sleep(seconds)
+        ended.set()
+
+    @task
+    def record(number: int) -> int:
+        ran.append(number)
+        return number
+
+    @flow
+    def forgets() -> None:
+        fails.submit()
+
+    @flow
+    async def returns_once_running() -> None:
+        slow.submit(0.5)
+        began.wait(10)
+
+    @flow(task_runner=ThreadPoolTaskRunner(max_workers=1))
+    async def leaves_a_queue() -> None:
+        slow.submit(1.5)  # holds the only thread while the flow returns
+        for number in range(3):
+            record.submit(number)  # queued behind it
+        began.wait(10)
+
+    @flow
+    def returns_futures() -> list:
+        return [record.submit(1), fails.submit()]
+
+    assert forgets(return_state=True).is_completed()  # the task failed; nothing raised in the flow
+    asyncio.run(returns_once_running())
+    assert ended.is_set()  # the call returned only after the running task ended
+    began.clear()
+    ended.clear()
+    asyncio.run(leaves_a_queue())
+    assert ended.is_set() and ran == []  # the running task was waited for; the queued ones never ran
+    state = returns_futures(return_state=True)
+    assert state.is_failed() and state.message == "1/2 states failed."
+    returned = returns_futures()  # a direct call: no exception, the tasks' final states
+    assert all(isinstance(item, State) for item in returned) and [s.name for s in returned] == ["Completed", "Failed"]

@@ -1,12 +1,14 @@
-"""The pair-03 readers return state histories and task runs (NotReady included) as the server recorded them."""
+"""Pair 03 helpers: state histories and task runs (NotReady included) as recorded; waiting for demo API requests."""
 
+import itertools
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 from prefect import flow, task
 
 from lessons_src.runs import TaskRunRecord, task_runs
-from lessons_src.states_demo import flow_run_history, state_counts, task_run_histories
+from lessons_src.states_demo import flow_run_history, state_counts, task_run_histories, wait_for_requests
 
 ATTEMPTS: dict[str, int] = {}
 
@@ -69,3 +71,22 @@ def test_state_counts_most_common_first():
 def test_readers_reject_what_is_not_a_run():
     with pytest.raises(TypeError, match="return_state=True"):
         flow_run_history(42)
+
+
+class _CountingAPI:
+    """Stands in for the demo API: each stats() call reports the next request total."""
+
+    def __init__(self, totals) -> None:
+        self.totals = iter(totals)
+
+    def stats(self) -> SimpleNamespace:
+        return SimpleNamespace(total=next(self.totals))
+
+
+def test_wait_for_requests_returns_once_enough_arrived():
+    assert wait_for_requests(_CountingAPI([0, 1, 3]), 3, timeout=5) == 3
+
+
+def test_wait_for_requests_says_how_many_arrived_when_it_gives_up():
+    with pytest.raises(TimeoutError, match="received 1 of 3 requests"):
+        wait_for_requests(_CountingAPI(itertools.repeat(1)), 3, timeout=0.2)

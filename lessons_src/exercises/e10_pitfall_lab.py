@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -16,11 +17,13 @@ from prefect.concurrency.sync import concurrency, rate_limit
 from prefect.states import State
 
 from lessons_src.checks import (
+    CheckFailed,
+    CourseProblem,
     Exercise,
     ExerciseSet,
+    call_answer,
     expect,
     require_flow,
-    require_rate_limit,
     require_task,
     run_coroutine,
     run_flow,
@@ -36,6 +39,9 @@ ORDERS_LIMIT = PREFIX + "orders"
 PACING_LIMIT = PREFIX + "pacing"
 LIMITED_DELAY = 0.5  # seconds per limited request
 HOLD_S = 3.0  # how long a check keeps every slot of ORDERS_LIMIT taken while the task should wait for one
+RETAKE_TIMEOUT_S = 30.0  # how long the check waits to take back a slot the learner's task holds
+PARTNER_RATE = 2.0  # calls per second the partner's weather feed allows (exercise 5)
+RECORDS_WAIT_S = 5.0  # how long a check waits for the task runs it expects to be recorded on the server
 
 # ---- the helpers and tasks the exercise notebook gives (the same code as its "given" cell) ----
 
@@ -107,9 +113,33 @@ def create_pacing_limit(name: str) -> None:
 # ---- graders ----
 
 
-def _run(flow_call: Coroutine[Any, Any, State], console_level: int = logging.WARNING) -> State:
+class _BelowError(logging.Filter):
+    """Let Prefect's console show what is below ERROR: its warnings stay, its error tracebacks go."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.ERROR
+
+
+@contextmanager
+def _warnings_only() -> Iterator[None]:
+    """Show Prefect's console warnings (a missing limit's 'skipping acquisition') but no errors or tracebacks."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    below_error = _BelowError()
+    with quiet_console(logging.WARNING):
+        handlers = [h for h in logging.getLogger().handlers if isinstance(h, PrefectConsoleHandler)]
+        for handler in handlers:
+            handler.addFilter(below_error)
+        try:
+            yield
+        finally:
+            for handler in handlers:
+                handler.removeFilter(below_error)
+
+
+def _run(flow_call: Coroutine[Any, Any, State], show_warnings: bool = True) -> State:
     """Run an async grader flow to its final state from sync code, also where a notebook's event loop runs."""
-    with quiet_console(console_level):
+    with _warnings_only() if show_warnings else quiet_console(logging.CRITICAL):
         return run_coroutine(flow_call)
 
 
@@ -129,61 +159,110 @@ def _fresh_key() -> str:
     return f"ex10-{uuid.uuid4().hex[:10]}"
 
 
-def _task_states(state: State, expected: int | None = None) -> list[str]:
-    return sorted(r.state for r in task_runs(state, expected=expected))
+def _task_states(state: State, expected: int) -> list[str]:
+    """Return a flow run's task-run states once `expected` are recorded, or those there after RECORDS_WAIT_S seconds.
+
+    Task runs reach the server as events, a moment after they end; a wrong answer may make fewer than `expected`.
+    """
+    try:
+        records = task_runs(state, expected=expected, timeout=RECORDS_WAIT_S)
+    except TimeoutError:
+        records = task_runs(state)
+    return sorted(r.state for r in records)
 
 
 def _grade_count_orders(answer: Any) -> str:
     require_flow(answer, "count_orders")
     with quiet_console(100):
         value, state = run_flow(answer, [1, 999, 2])
-    states = _task_states(state)
+    states = _task_states(state, expected=3)
     expect(
-        len(states) == 3,
-        f"the server recorded {len(states)} task runs for 3 order ids; expected 3 fetch_order runs. "
+        bool(states),
+        "the server recorded no task runs for 3 order ids; expected 3 fetch_order runs. "
         "Call the fetch_order task with .map (or .submit), not its .fn or plain httpx.",
     )
     expect(
-        not state.is_completed(),
+        len(states) == 3,
+        f"the server recorded {len(states)} fetch_order runs ({states}) for 3 order ids; expected 3: every order "
+        "must be fetched, even after one fails. Submit or map them all before you ask for any result.",
+    )
+    expect(
+        state.is_failed(),
         f"with order 999 missing (the API answers 404) the flow run ended {state.name}, although the server recorded "
-        f"task runs {states}. The flow must depend on its futures: return futures.result() (or the futures).",
+        f"task runs {states}. The flow must depend on its futures: return len(futures.result()).",
     )
     expect("Failed" in states, f"the server recorded task runs {states}; the 404 for order 999 should be Failed")
     failed_as = state.name
     with quiet_console(100):
         value, state = run_flow(answer, [1, 2, 3])
     expect(state.is_completed(), f"count_orders([1, 2, 3]) ended {state.name}: {short(value)}")
+    if isinstance(value, list) and value and all(isinstance(item, State) for item in value):
+        raise CheckFailed(
+            f"count_orders([1, 2, 3]) returned {len(value)} task-run states, not a count: a flow that returns its "
+            "futures makes Prefect hand its caller their final states. Return len(futures.result())."
+        )
     expect(value == 3, f"count_orders([1, 2, 3]) returned {short(value)}; expected 3, the number of orders fetched")
     return f"with a missing order the flow run ended {failed_as}; with three good ones it returned 3."
 
 
-def _limited_run(answer: Task, order_ids: list[int], console_level: int) -> tuple[State, list[Any]]:
-    state = _run(_limited_calls(answer, order_ids, return_state=True), console_level)
+def _limited_run(answer: Task, order_ids: list[int], show_warnings: bool) -> tuple[State, list[Any]]:
+    state = _run(_limited_calls(answer, order_ids, return_state=True), show_warnings)
     return state, settled_task_runs(state, expected=len(order_ids))
 
 
-def _run_while_slots_taken(answer: Task) -> tuple[State, list[float], float]:
-    """Run the task once while every slot of ORDERS_LIMIT is taken, for HOLD_S or until its request gets through."""
+def _until_request_or_done(running: Any, timeout: float) -> None:
+    """Wait until the demo API has received a request, the learner's flow has ended, or `timeout` s have passed."""
+    api, deadline = get_demo_api(), time.monotonic() + timeout
+    while not (running.done() or api.stats().total or time.monotonic() > deadline):
+        time.sleep(0.05)
+
+
+def _take_a_slot_back() -> float:
+    """Wait for a free slot of ORDERS_LIMIT, take it and give it back at once; return when it was taken."""
+    try:
+        with concurrency(ORDERS_LIMIT, occupy=1, timeout_seconds=RETAKE_TIMEOUT_S, strict=True):
+            return time.time()
+    except TimeoutError:
+        raise CheckFailed(
+            f"your task held its slot of {ORDERS_LIMIT!r} for over {RETAKE_TIMEOUT_S:g} s after one 0.5 s request: "
+            "leave the `with concurrency(...)` block once the request has its answer."
+        ) from None
+
+
+def _run_while_slots_taken(answer: Task) -> tuple[State, list[dict[str, Any]], float, float]:
+    """Run the task once while both slots of ORDERS_LIMIT are taken; free one; once its request is sent, take it back.
+
+    Returns the flow's state, the requests the demo API logged, when the check freed a slot, and when it got one
+    back: a task that holds its slot around its request frees it only after the API has answered.
+    """
     api = start_demo_api()
     api.reset()
     with get_client(sync_client=True) as client, ThreadPoolExecutor(max_workers=1) as pool:
-        lease = client.increment_concurrency_slots_with_lease(
-            names=[ORDERS_LIMIT], slots=2, mode="concurrency", lease_duration=60
-        ).json()
+        leases = [
+            client.increment_concurrency_slots_with_lease(
+                names=[ORDERS_LIMIT], slots=1, mode="concurrency", lease_duration=60
+            ).json()["lease_id"]
+            for _ in range(2)
+        ]
         running = pool.submit(_run, _limited_calls(answer, [1], return_state=True))
-        deadline = time.monotonic() + HOLD_S
-        while not (running.done() or api.stats().total or time.monotonic() > deadline):
-            time.sleep(0.05)
-        freed = time.time()
-        client.release_concurrency_slots_with_lease(uuid.UUID(lease["lease_id"]))
+        try:
+            _until_request_or_done(running, HOLD_S)
+            freed = time.time()
+            client.release_concurrency_slots_with_lease(uuid.UUID(leases.pop(0)))
+            _until_request_or_done(running, HOLD_S)
+            retaken = _take_a_slot_back()
+        finally:
+            for lease in leases:
+                client.release_concurrency_slots_with_lease(uuid.UUID(lease))
         state = running.result()
-    return state, [r["arrived"] for r in api.stats().requests], freed
+    return state, api.stats().requests, freed, retaken
 
 
 def _grade_limited(answer: Any) -> str:
     require_task(answer, "get_order_limited")
     ensure_limit(ORDERS_LIMIT, limit=2)
-    state, arrivals, freed = _run_while_slots_taken(answer)
+    state, requests, freed, retaken = _run_while_slots_taken(answer)
+    arrivals = [r["arrived"] for r in requests]
     expect(
         "must be created before acquiring slots" not in (state.message or ""),
         f"your task asks for a limit the server does not have ({short(state.message)}). "
@@ -196,9 +275,15 @@ def _grade_limited(answer: Any) -> str:
         "no slot of that limit. With a misspelled name Prefect only logs a warning: '... do not exist - skipping "
         "acquisition'.",
     )
+    in_flight = [r for r in requests if r["arrived"] <= retaken < (r["finished"] or float("inf"))]
+    expect(
+        not in_flight,
+        f"while your request was still waiting for its answer, the check took a slot of {ORDERS_LIMIT!r}: your task "
+        "had already given its slot back. Send the request inside the `with concurrency(...)` block.",
+    )
     api = start_demo_api()
     api.reset()
-    state, runs = _limited_run(answer, [1, 2, 3], logging.WARNING)
+    state, runs = _limited_run(answer, [1, 2, 3], show_warnings=True)
     stats = api.stats()
     expect(state.is_completed(), f"the flow running your task 3 times ended {state.name}: {short(state.message)}")
     expect(
@@ -210,7 +295,7 @@ def _grade_limited(answer: Any) -> str:
     peak = stats.peak_in_flight
     delete_limit(ORDERS_LIMIT)  # now the limit is missing: a strict task must fail, not run unlimited
     try:
-        state, runs = _limited_run(answer, [4], logging.CRITICAL)
+        state, runs = _limited_run(answer, [4], show_warnings=False)
     finally:
         ensure_limit(ORDERS_LIMIT, limit=2)
     expect(
@@ -226,7 +311,7 @@ def _grade_weather_factory(answer: Any) -> str:
     expect(callable(answer), f"make_weather_task should be a function, got {type(answer).__name__}")
     oslo, cairo = require_task(answer("oslo"), "make_weather_task('oslo')"), require_task(answer("cairo"))
     key = _fresh_key()
-    state = _run(_call_each([oslo, cairo, cairo], key, return_state=True), logging.ERROR)
+    state = _run(_call_each([oslo, cairo, cairo], key, return_state=True), show_warnings=False)
     values = state.result(raise_on_failure=False, _sync=True)
     expect(state.is_completed(), f"the flow calling your tasks ended {state.name}: {short(values)}")
     states = [r.state for r in task_runs(state, expected=3)]
@@ -247,7 +332,7 @@ def _grade_weather_factory(answer: Any) -> str:
         "['Completed', 'Completed', 'Cached'] and 2. Keep a cache: the repeat call should still be a hit.",
     )
     other_key = _fresh_key()
-    state = _run(_call_each([oslo], other_key, return_state=True), logging.ERROR)
+    state = _run(_call_each([oslo], other_key, return_state=True), show_warnings=False)
     (fresh,) = [r.state for r in task_runs(state, expected=1)]
     expect(
         fresh == "Completed" and get_demo_api().stats().attempts(other_key) == 1,
@@ -284,7 +369,8 @@ def _grade_forecast(answer: Any) -> str:
         "Persist the task's result (persist_result=True) so the retry of the same flow run finds it.",
     )
     expect(
-        isinstance(value, dict) and value.get("city") == "Oslo", f"the flow returned {short(value)}; expected Oslo's"
+        isinstance(value, dict) and value.get("city") == "Oslo",
+        f"the flow returned {short(value)}; expected Oslo's forecast (a dict whose 'city' is 'Oslo'), as given",
     )
     with quiet_console(100):
         run_flow(answer, "oslo", key)
@@ -307,30 +393,53 @@ def _paced_arrivals(name: str, calls: int) -> list[float]:
     return sorted(r["arrived"] for r in api.stats().requests if r["key"] == key)
 
 
-def _grade_pacing(answer: Callable[[str], None]) -> str:
-    made = require_rate_limit(answer, PACING_LIMIT)
-    calls = 4
-    needed = max(0, calls - made.limit) / made.slot_decay_per_second
+def _created_pacing_limit(answer: Any) -> Any:
+    """Delete PACING_LIMIT, let the learner's function (sync or async) create it again; return the server's limit."""
+    expect(callable(answer), f"create_pacing_limit should be a function that creates the limit, got {short(answer)}")
+    name = getattr(answer, "__name__", "your function")
+    delete_limit(PACING_LIMIT)
+    call_answer(answer, PACING_LIMIT)
+    made = read_limit(PACING_LIMIT)
+    expect(made is not None, f"{name}({PACING_LIMIT!r}) left no limit of that name: create the one its argument names")
     expect(
-        needed <= 2.0,
-        f"with limit={made.limit} and slot_decay_per_second={made.slot_decay_per_second:g}, {calls} calls need "
-        f"{needed:.1f} s: about {made.slot_decay_per_second:g} calls per second, not 2. slot_decay_per_second is "
-        "the number of slots freed per second, not the seconds between calls.",
+        made.active,
+        f"{name} created {PACING_LIMIT!r} inactive: rate_limit() lets every call through an inactive limit. "
+        "Leave it active (the default).",
     )
-    arrivals = _paced_arrivals(PACING_LIMIT, calls)
-    gaps = [later - earlier for earlier, later in zip(arrivals, arrivals[1:], strict=False)]
-    shown = [round(gap, 2) for gap in gaps]
+    return made
+
+
+def _grade_pacing(answer: Callable[[str], None]) -> str:
+    made = _created_pacing_limit(answer)
+    decay = made.slot_decay_per_second
     expect(
-        min(gaps) >= 0.2 or made.limit == 1,
-        f"calls arrived at the API {shown} s apart: limit={made.limit} lets {made.limit} calls through together. "
+        decay > 0,
+        f"the server's limit has limit={made.limit} and slot_decay_per_second={decay:g}: without "
+        "slot_decay_per_second its slots never free by themselves, and rate_limit() refuses it.",
+    )
+    expect(
+        made.limit == 1,
+        f"limit={made.limit} lets {made.limit} calls through together, and the partner wants them one at a time. "
         "Use limit=1, so each call waits for the previous one's slot to decay.",
     )
     expect(
-        min(gaps) >= 0.2 and sum(gaps) / len(gaps) >= 0.4,
-        f"calls arrived at the API {shown} s apart; 2 per second means about 0.5 s apart. "
-        f"slot_decay_per_second={made.slot_decay_per_second:g} frees that many slots every second.",
+        abs(decay - PARTNER_RATE) < 1e-6,
+        f"with limit=1 and slot_decay_per_second={decay:g}, calls start {1 / decay:.2g} s apart: about {decay:g} "
+        f"calls per second, not {PARTNER_RATE:g}"
+        + (", more than the partner allows. " if decay > PARTNER_RATE else ": calls wait longer than they need to. ")
+        + "slot_decay_per_second is the number of slots freed per second, not the seconds between calls.",
     )
-    return f"{calls} calls arrived {shown} s apart: at most 2 per second."
+    calls = 4
+    arrivals = _paced_arrivals(PACING_LIMIT, calls)
+    gaps = [later - earlier for earlier, later in zip(arrivals, arrivals[1:], strict=False)]
+    shown = [round(gap, 2) for gap in gaps]
+    if not (min(gaps) >= 0.2 and sum(gaps) / len(gaps) >= 0.4):  # the limit is right: a slow or shared server
+        raise CourseProblem(
+            f"your limit is right (limit=1, slot_decay_per_second=2), but 4 calls through it arrived {shown} s apart "
+            "instead of about 0.5 s: something else took or freed its slots. Run the check again; if it repeats, run "
+            "`python -m lessons_src doctor`."
+        )
+    return f"limit=1, 2 slots freed per second: {calls} calls arrived {shown} s apart, 2 per second at most."
 
 
 EXERCISES = ExerciseSet(
