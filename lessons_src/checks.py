@@ -342,12 +342,12 @@ def require_rate_limit(create: Callable[[str], Any], name: str) -> Any:
 
     expect(callable(create), f"your answer should be a function that creates the limit, got {type(create).__name__}")
     delete_limit(name)
-    create(name)
+    call_answer(create, name)
     made = read_limit(name)
     expect(made is not None, f"{getattr(create, '__name__', 'your function')}({name!r}) left no limit of that name")
     expect(
         made.slot_decay_per_second > 0,
-        f"the server's limit is {short(made)}: without slot_decay_per_second its slots never free by themselves, "
-        "and rate_limit() refuses it.",
+        f"the server's limit {name!r} has limit={made.limit}, slot_decay_per_second={made.slot_decay_per_second}: "
+        "without slot_decay_per_second its slots never free by themselves, and rate_limit() refuses it.",
     )
     return made

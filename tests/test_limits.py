@@ -66,6 +66,11 @@ def test_require_rate_limit_accepts_a_decaying_limit_and_rejects_others(clean_pr
     with pytest.raises(CheckFailed, match="should be a function"):
         require_rate_limit("not callable", name)
 
+    async def create_async(limit_name: str) -> None:  # an async answer is awaited, not left as a coroutine
+        ensure_limit(limit_name, 1, slot_decay_per_second=3)
+
+    assert require_rate_limit(create_async, name).slot_decay_per_second == 3
+
 
 def test_ensure_tag_limit_is_a_tag_limit_stored_as_a_global_one(clean_prefix):
     tag = clean_prefix + "tag"

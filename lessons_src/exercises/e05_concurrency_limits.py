@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 import inspect
 import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
@@ -141,16 +140,6 @@ def _expect_statuses(value: Any, count: int, call: str) -> None:
             "e.g. get_order.map(ids).result()"
         )
     expect(_all_ok(value, count), f"{call} returned {short(value)}; expected {count} statuses of 200")
-
-
-def _sync(function: Callable[..., Any]) -> Callable[..., Any]:
-    """Return a plain function that calls a learner's sync or `async def` function and returns its value."""
-
-    @functools.wraps(function)
-    def call(*args: Any) -> Any:
-        return call_answer(function, *args)
-
-    return call
 
 
 def _run_quietly(checked_flow: Any, *args: Any) -> tuple[Any, Any]:
@@ -312,7 +301,7 @@ def _grade_rate(answer: Any) -> str:
     require_signature(paced_task, (1,), "get_order_paced", "one argument, the order id")
     expect(callable(create), f"create_rate_limit should be a function, got {type(create).__name__}")
     require_signature(create, (RATE_LIMIT,), "create_rate_limit", "one argument, the limit's name")
-    made = require_rate_limit(_sync(create), RATE_LIMIT)
+    made = require_rate_limit(create, RATE_LIMIT)
     calls, budget = 5, 3.0
     needed = max(0, calls - made.limit) / made.slot_decay_per_second
     expect(
