@@ -16,6 +16,7 @@ from lessons_src.demo_api import DemoAPIError
 from lessons_src.paths import course_home_at, repo_root
 
 TEST_HOMES = "COURSE_TEST_HOMES"  # the folder under which each test process makes its own course home
+TEST_WORKERS = 4  # test processes on a 2-core machine: most of their time is waiting
 
 
 def _server(action: str) -> int:
@@ -117,7 +118,7 @@ def stop_course_services(home: Path) -> None:
         server.stop_server()
 
 
-def _test(pytest_args: Sequence[str], pairs: Sequence[str] = ()) -> int:
+def _test(pytest_args: Sequence[str], pairs: Sequence[str] = (), workers: int = TEST_WORKERS) -> int:
     """Run lint, unit tests and the notebooks (of `pairs`, or all) in course homes of their own; stop all they start.
 
     A learner's running course server and demo API are never used, reset or stopped: each test process gets its own
@@ -137,6 +138,10 @@ def _test(pytest_args: Sequence[str], pairs: Sequence[str] = ()) -> int:
                 "--nbval-lax",
                 "--nbval-current-env",
                 "--nbval-cell-timeout=180",
+                f"--numprocesses={workers}",  # most of the suite waits (flow runs, retry delays, HTTP): overlap it
+                "--dist=loadfile",  # a notebook's cells, and a test module, stay together on one worker
+                "--timeout=600",  # a hung test fails alone, with its stack, long before CI's limit
+                "--durations=15",  # the slowest tests, in every run, so a regression shows
                 # tests/test_exercise_notebooks.py runs the exercises notebooks and reads what their checks print
                 "--ignore-glob=notebooks/*_exercises.ipynb",
                 "tests",
@@ -170,6 +175,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("course", help="start the server and open JupyterLab on the notebooks")
     test_parser = commands.add_parser("test", help="lint, unit tests and every notebook (nbval)")
     test_parser.add_argument(
+        "--workers", type=int, default=TEST_WORKERS, help="test processes (each with its own course home)"
+    )
+    test_parser.add_argument(
         "--pairs", type=lambda text: text.split(","), default=[], help="only these pairs' notebooks and tests, e.g. 01"
     )
     test_parser.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra arguments for pytest")
@@ -187,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _doctor()
         if args.command == "course":
             return _course()
-        return _test([*unknown, *args.pytest_args], args.pairs)
+        return _test([*unknown, *args.pytest_args], args.pairs, args.workers)
     except (server.CourseServerError, DemoAPIError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -46,6 +46,20 @@ def process_runs(pid: int, *words: str) -> bool:
         return False
 
 
+def listens_on(pid: int, port: int) -> bool:
+    """Return True when process `pid` (or one it started) accepts connections on `port`: it is the one that answers."""
+    unreadable = False
+    for member in _process_tree(pid):
+        try:
+            if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in member.net_connections("inet")):
+                return True
+        except psutil.AccessDenied:  # some systems hide another process's sockets: then we cannot tell
+            unreadable = True
+        except psutil.Error:
+            continue
+    return unreadable
+
+
 def _process_tree(pid: int) -> list[psutil.Process]:
     """Return process `pid` and its descendants, and on POSIX whatever still runs in its process group."""
     found: dict[int, psutil.Process] = {}
@@ -139,13 +153,13 @@ def start_lock(path: Path, waiting: Callable[[float], None] | None = None) -> It
 def start_service(
     command: Sequence[str],
     log_path: Path,
-    is_ready: Callable[[], bool],
+    is_ready: Callable[[int], bool],
     timeout: float,
     env: dict[str, str] | None = None,
     poll_seconds: float = 0.05,
     waiting: Callable[[float], None] | None = None,
 ) -> subprocess.Popen:
-    """Start `command` in its own process group, logging to `log_path`, and return it once `is_ready()` is true.
+    """Start `command` in its own process group, logging to `log_path`, and return it once `is_ready(its pid)`.
 
     While it is not ready, `waiting(seconds waited)` is called every few seconds.
     """
@@ -165,7 +179,7 @@ def start_service(
             raise ServiceStartError(
                 f"it exited at start (code {process.returncode}). Last lines of {log_path}:\n{log_tail(log_path)}"
             )
-        if is_ready():
+        if is_ready(process.pid):
             return process
         if waiting and time.monotonic() >= next_word:
             waiting(time.monotonic() - started)

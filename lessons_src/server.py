@@ -16,13 +16,23 @@ import httpx
 
 from lessons_src import database
 from lessons_src.paths import course_home
-from lessons_src.processes import ServiceStartError, pid_alive, process_runs, start_lock, start_service, terminate
+from lessons_src.processes import (
+    ServiceStartError,
+    listens_on,
+    pid_alive,
+    process_runs,
+    start_lock,
+    start_service,
+    terminate,
+)
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 4200
+PORT_SETTING = "COURSE_PORT"  # the port to try first, instead of 4200 (each parallel test process sets its own)
 PORT_RANGE = range(4200, 4300)
 START_TIMEOUT_S = 90.0  # the first start migrates a fresh database, which takes longer
 START_COMMAND = "python -m lessons_src server start"
+PORT_ATTEMPTS = 3  # a port found free can be taken by another start before ours binds it
 
 # Settings the course server runs with. A task refused a tag limit's slot sleeps the Retry-After the server sends:
 # the limit's average slot occupancy, capped at `tag_concurrency_slot_wait_seconds` (Prefect's default is 10 s; the
@@ -106,7 +116,7 @@ def running_server() -> ServerInfo | None:
     """Return the course server recorded in the state file if it and its database are alive and healthy, else None."""
     info = _read_state()
     database_alive = info is not None and (info.database_pid is None or pid_alive(info.database_pid))
-    if info and database_alive and pid_alive(info.pid) and is_healthy(info.port):
+    if info and database_alive and pid_alive(info.pid) and is_healthy(info.port) and listens_on(info.pid, info.port):
         return info
     return None
 
@@ -114,6 +124,14 @@ def running_server() -> ServerInfo | None:
 def _is_course_server(info: ServerInfo) -> bool:
     """Return True when the pid in the state file is still the course's `prefect server start` on its port."""
     return process_runs(info.pid, "prefect", "server", "start", str(info.port))
+
+
+def preferred_port() -> int:
+    """Return the port the course server tries first: `COURSE_PORT` if set, else 4200."""
+    value = os.environ.get(PORT_SETTING, str(DEFAULT_PORT))
+    if not value.isdigit() or not 1 <= int(value) <= 65535:
+        raise CourseServerError(f"{PORT_SETTING}={value!r} is not a port number (1-65535); unset it to use 4200.")
+    return int(value)
 
 
 def choose_port(preferred: int = DEFAULT_PORT) -> int:
@@ -195,7 +213,7 @@ def _start(port: int | None, timeout: float, tell: Callable[[str], None]) -> Ser
     if previous and _is_course_server(previous):  # alive but unhealthy, or its database died: start both afresh
         tell(f"The course server (pid {previous.pid}) no longer answers or lost its database; restarting it.")
         terminate(previous.pid)
-    port = choose_port(port or (previous.port if previous else DEFAULT_PORT))
+    port = choose_port(port or (previous.port if previous else preferred_port()))
     fresh = not (prefect_home() / "prefect.db").exists() and not database.data_folder().exists()
     db = database.start_database(tell)
     first = " (a first start creates its database: up to a minute)" if fresh else ""
@@ -204,24 +222,26 @@ def _start(port: int | None, timeout: float, tell: Callable[[str], None]) -> Ser
     def still_starting(seconds: float) -> None:
         tell(f"  still starting ({seconds:.0f} s; its log: {_log_file()})")
 
-    command = [
-        sys.executable,
-        "-m",
-        "prefect",
-        "server",
-        "start",
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--analytics-off",
-    ]
-    try:
-        process = start_service(
-            command, _log_file(), lambda: is_healthy(port), timeout, _server_env(port, db), 0.2, still_starting
-        )
-    except ServiceStartError as error:
-        raise CourseServerError(f"The Prefect server did not start: {error}\nThen run: {START_COMMAND}") from None
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        command = [sys.executable, "-m", "prefect", "server", "start", "--host", HOST, "--port", str(port)]
+        try:
+            process = start_service(
+                [*command, "--analytics-off"],
+                _log_file(),
+                lambda pid, port=port: is_healthy(port) and listens_on(pid, port),  # ours, not another's on the port
+                timeout,
+                _server_env(port, db),
+                0.2,
+                still_starting,
+            )
+            break
+        except ServiceStartError as error:
+            if attempt == PORT_ATTEMPTS or _port_free(port):
+                raise CourseServerError(
+                    f"The Prefect server did not start: {error}\nThen run: {START_COMMAND}"
+                ) from None
+            port = choose_port(port + 1)  # another process took the port between the check and the start
+            tell(f"  that port was taken meanwhile; trying port {port}")
     info = ServerInfo(pid=process.pid, port=port, home=str(prefect_home()), database=db.kind, database_pid=db.pid)
     _state_file().write_text(json.dumps(asdict(info)))
     return info

@@ -21,9 +21,12 @@ def pytest_configure(config):
 
     homes = os.environ.get(TEST_HOMES)
     if homes:
-        home = Path(homes) / os.environ.get("PYTEST_XDIST_WORKER", "main")
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        home = Path(homes) / worker
         home.mkdir(parents=True, exist_ok=True)
         os.environ["COURSE_HOME"] = str(home)
+        index = int(worker[2:]) + 1 if worker.startswith("gw") else 0
+        os.environ["COURSE_PORT"] = str(4200 + 10 * index)  # parallel starts do not race for the same free port
 
 
 def pytest_unconfigure(config):
@@ -58,10 +61,56 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture
 def course_server():
-    """Start or reuse the course's Prefect server and point this test process at it (again, for every test)."""
+    """Start or reuse the course's Prefect server and point this test process at it (again, for every test).
+
+    Inside the test, sync flow runs start no heartbeat thread, whose join costs up to 1 s per run: heartbeats only
+    tell the server a run is alive, and no check grades them. The notebooks and the reference solutions run in real
+    kernels (nbval, tests/test_exercises_in_kernel.py, tests/test_exercise_notebooks.py), with heartbeats.
+    """
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
     from lessons_src import setup
 
-    return setup(quiet=True)
+    info = setup(quiet=True)
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield info
+
+
+@pytest.fixture
+def demo_api(course_server):
+    """The demo API, started or reused; a check uses keys of its own, so its counters need no reset."""
+    from lessons_src.demo_api import start_demo_api
+
+    return start_demo_api()
+
+
+@pytest.fixture
+def fresh_demo_api(demo_api):
+    """The demo API with its counters and limits cleared before the test, and again after it for the next file."""
+    demo_api.reset()
+    yield demo_api
+    demo_api.reset()
+
+
+@pytest.fixture
+def graded(course_server):
+    """Return `graded(exercises, number, answer)`: the outcome of grading the answer twice, once both agree.
+
+    Whatever the first grading leaves behind (cache records, limits, leases, variables, deployments, runs) must not
+    change the verdict, and no message may carry a raw traceback.
+    """
+    import logging
+
+    from lessons_src.logs import quiet_console
+
+    def twice(exercise_set, number, answer):
+        with quiet_console(logging.CRITICAL):
+            first, second = (exercise_set.evaluate(number, answer) for _ in range(2))
+        assert first.status == second.status, f"graded {first.status}, then {second.status}: {first} / {second}"
+        assert "Traceback" not in first.message + second.message, second
+        return second
+
+    return twice
 
 
 @pytest.fixture

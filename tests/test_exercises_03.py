@@ -8,20 +8,11 @@ from prefect.futures import wait
 from prefect.states import Failed
 
 from lessons_src.checks import TODO
-from lessons_src.demo_api import start_demo_api
 from lessons_src.exercises import exercises
 from lessons_src.exercises.e03_error_handling_and_states import fetch_json, fetch_order, get_weather
 from lessons_src.logs import quiet_console
 
 EX = exercises("03")
-
-
-@pytest.fixture
-def demo_api(course_server):
-    """The demo API with fresh counters."""
-    api = start_demo_api()
-    api.reset()
-    return api
 
 
 # ---- exercise 1: route on a task's state ----
@@ -356,11 +347,9 @@ async def batch_async_one_by_one(order_ids: list[int], max_failures: int = 1):
         value, "__name__", getattr(value[0], "__name__", str(value)) if isinstance(value, tuple) else str(value)
     )[:30],
 )
-def test_wrong_answers_are_rejected(demo_api, number, wrong, expected_message):
-    with quiet_console(logging.CRITICAL):
-        outcome = EX.evaluate(number, wrong)
-    assert outcome.status == "failed"
-    assert expected_message in outcome.message, outcome.message
+def test_wrong_answers_are_rejected_twice_alike(graded, fresh_demo_api, number, wrong, expected_message):
+    outcome = graded(EX, number, wrong)
+    assert outcome.status == "failed" and expected_message in outcome.message, outcome
 
 
 @pytest.mark.parametrize(
@@ -378,13 +367,12 @@ def test_wrong_answers_are_rejected(demo_api, number, wrong, expected_message):
     ],
     ids=lambda value: getattr(value, "__name__", str(value))[:30],
 )
-def test_right_answers_written_differently_pass(demo_api, number, right):
-    with quiet_console(logging.CRITICAL):
-        outcome = EX.evaluate(number, right)
-    assert outcome.status == "passed", outcome.message
+def test_right_answers_written_differently_pass_twice(graded, fresh_demo_api, number, right):
+    outcome = graded(EX, number, right)
+    assert outcome.status == "passed", outcome
 
 
-def test_an_async_hook_on_an_async_flow_passes_twice(demo_api):
+def test_an_async_hook_on_an_async_flow_passes_twice(fresh_demo_api):
     """The hook's list grows run after run: the verdict must not depend on what an earlier check left in it."""
     with quiet_console(logging.CRITICAL):
         outcomes = [EX.evaluate(4, (nightly_async, RIGHT_FAILURES)) for _ in range(2)]

@@ -8,20 +8,10 @@ from prefect import flow
 from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
 from lessons_src.checks import TODO
-from lessons_src.demo_api import start_demo_api
 from lessons_src.exercises import exercises
 from lessons_src.exercises.e04_concurrency import crunch_task, get_condition, get_condition_async
 
 EX = exercises("04")
-
-
-@pytest.fixture
-def demo_api():
-    """Start or reuse the demo API and clear its counters and limits."""
-    api = start_demo_api()
-    api.reset()
-    yield api
-    api.reset()
 
 
 def test_a_choice_left_as_todo_is_unsolved():
@@ -162,10 +152,9 @@ def crunch_all_submitted(iterations: int, jobs: int) -> list[int]:
     ],
     ids=lambda value: getattr(value, "__name__", str(value))[:30],
 )
-def test_wrong_answers_are_rejected(course_server, demo_api, number, wrong, expected_message):
-    outcome = EX.evaluate(number, wrong)
-    assert outcome.status == "failed", outcome
-    assert expected_message in outcome.message
+def test_wrong_answers_are_rejected_twice_alike(graded, fresh_demo_api, number, wrong, expected_message):
+    outcome = graded(EX, number, wrong)
+    assert outcome.status == "failed" and expected_message in outcome.message, outcome
 
 
 @pytest.mark.parametrize(
@@ -180,17 +169,17 @@ def test_wrong_answers_are_rejected(course_server, demo_api, number, wrong, expe
     ],
     ids=lambda value: getattr(value, "__name__", str(value))[:30],
 )
-def test_right_answers_unlike_the_reference_pass(course_server, demo_api, number, right):
-    outcome = EX.evaluate(number, right)
+def test_right_answers_written_differently_pass_twice(graded, fresh_demo_api, number, right):
+    outcome = graded(EX, number, right)
     assert outcome.status == "passed", outcome
 
 
-def test_limits_are_cleared_after_the_budget_check(course_server, demo_api):
+def test_limits_are_cleared_after_the_budget_check(course_server, fresh_demo_api):
     EX.evaluate(3, conditions_unlimited)
-    assert demo_api.stats().config == {"max_in_flight": None, "max_per_second": None}
+    assert fresh_demo_api.stats().config == {"max_in_flight": None, "max_per_second": None}
 
 
-def test_reference_tasks_run_outside_a_flow(demo_api):
+def test_reference_tasks_run_outside_a_flow(fresh_demo_api):
     assert get_condition.fn("oslo", 0) == "snow"
     assert asyncio.run(get_condition_async.fn("cairo", 0)) == "sunny"
     assert crunch_task.fn(10) == os.getpid()

@@ -13,23 +13,9 @@ from prefect.tasks import task_input_hash
 
 from lessons_src.caching_demo import get_weather
 from lessons_src.checks import TODO
-from lessons_src.demo_api import start_demo_api
 from lessons_src.exercises import exercises
 
 EX = exercises("06")
-
-
-@pytest.fixture
-def demo_api(course_server):
-    """The demo API, started or reused; the checks use fresh keys, so no reset is needed between tests."""
-    return start_demo_api()
-
-
-def evaluate_twice(number, answer):
-    """Evaluate an answer twice: a cache record the first run left must not change the second verdict."""
-    first, second = EX.evaluate(number, answer), EX.evaluate(number, answer)
-    assert first.status == second.status, (first, second)
-    return first
 
 
 def test_task_with_todo_body_is_unsolved():
@@ -139,9 +125,9 @@ def forecast_keyed_on_flow_run(city: str, key: str) -> dict:
     ],
     ids=lambda value: getattr(value, "name", str(value))[:40],
 )
-def test_right_answers_written_differently_pass_twice(demo_api, number, right):
-    outcome = evaluate_twice(number, right)
-    assert outcome.status == "passed", outcome.message
+def test_right_answers_written_differently_pass_twice(graded, demo_api, number, right):
+    outcome = graded(EX, number, right)
+    assert outcome.status == "passed", outcome
 
 
 # ---- wrong answers ----
@@ -301,7 +287,6 @@ def weather_key_fn_one_argument(city: str, key: str) -> dict:
     ],
     ids=lambda value: getattr(value, "name", getattr(value, "__name__", str(value)))[:30],
 )
-def test_wrong_answers_are_rejected_twice(demo_api, number, wrong, expected_message):
-    outcome = evaluate_twice(number, wrong)
-    assert outcome.status == "failed", outcome
-    assert expected_message in outcome.message, outcome.message
+def test_wrong_answers_are_rejected_twice_alike(graded, demo_api, number, wrong, expected_message):
+    outcome = graded(EX, number, wrong)
+    assert outcome.status == "failed" and expected_message in outcome.message, outcome

@@ -11,26 +11,11 @@ import pytest
 from prefect import flow, task, unmapped
 from prefect.futures import wait
 
-from lessons_src.demo_api import start_demo_api
 from lessons_src.exercises import exercises
 from lessons_src.exercises.e07_composing_workflows import add_up, clear_cache, get_page, warm
 
 EX = exercises("07")
 http = httpx.Client(timeout=5.0)
-
-
-def evaluate_twice(number, answer):
-    """Evaluate an answer twice: nothing the first run left (runs, counters) may change the second verdict."""
-    first, second = EX.evaluate(number, answer), EX.evaluate(number, answer)
-    assert first.status == second.status, (first, second)
-    return first
-
-
-@pytest.fixture
-def demo_api():
-    api = start_demo_api()
-    api.reset()
-    return api
 
 
 def _total(url: str) -> int:
@@ -251,10 +236,9 @@ def revenue_without_page_size(url: str) -> float:
     ],
     ids=lambda value: getattr(value, "__name__", str(value))[:30],
 )
-def test_wrong_answers_are_rejected_twice(course_server, demo_api, number, wrong, expected_message):
-    outcome = evaluate_twice(number, wrong)
-    assert outcome.status == "failed", outcome
-    assert expected_message in outcome.message, outcome.message
+def test_wrong_answers_are_rejected_twice_alike(graded, fresh_demo_api, number, wrong, expected_message):
+    outcome = graded(EX, number, wrong)
+    assert outcome.status == "failed" and expected_message in outcome.message, outcome
 
 
 # ---- right answers written differently from the reference ----
@@ -342,6 +326,6 @@ async def refresh_async_keywords(cities: list[str], url: str) -> list[str]:
     ],
     ids=lambda value: getattr(value, "__name__", str(value))[:30],
 )
-def test_right_answers_written_differently_pass_twice(course_server, demo_api, number, right):
-    outcome = evaluate_twice(number, right)
-    assert outcome.status == "passed", outcome.message
+def test_right_answers_written_differently_pass_twice(graded, fresh_demo_api, number, right):
+    outcome = graded(EX, number, right)
+    assert outcome.status == "passed", outcome

@@ -171,3 +171,34 @@ def test_migrate_creates_the_database_ahead_of_the_first_start_and_leaves_nothin
         assert db.kind == "postgresql" and tables.stdout.strip() == "1", tables
     finally:
         database.stop_database()
+
+
+def test_a_port_another_server_takes_between_the_check_and_the_start_is_not_adopted(tmp_path, monkeypatch):
+    """Two starts at once (parallel tests, two kernels) can both find a port free: the loser must move on."""
+    import http.server
+    import threading
+
+    impostor = http.server.HTTPServer((server.HOST, 0), http.server.BaseHTTPRequestHandler)
+    impostor.RequestHandlerClass.do_GET = lambda handler: (handler.send_response(200), handler.end_headers())
+    threading.Thread(target=impostor.serve_forever, daemon=True).start()
+    taken = impostor.server_address[1]  # answers /api/ready with 200, as another course server would
+    real_choose = server.choose_port
+    choices = iter([taken])
+    monkeypatch.setattr(
+        server, "choose_port", lambda preferred=server.DEFAULT_PORT: next(choices, None) or real_choose()
+    )
+    monkeypatch.setenv("COURSE_HOME", str(tmp_path))
+    try:
+        info = server.start_server(say=None)
+        assert info.port != taken and server.running_server() == info, f"adopted the impostor on {taken}: {info}"
+    finally:
+        server.stop_server()
+        impostor.shutdown()
+
+
+def test_course_port_chooses_the_first_port_to_try_and_a_bad_value_is_explained(monkeypatch):
+    monkeypatch.setenv(server.PORT_SETTING, "4242")
+    assert server.preferred_port() == 4242
+    monkeypatch.setenv(server.PORT_SETTING, "forty-two")
+    with pytest.raises(server.CourseServerError, match="COURSE_PORT='forty-two' is not a port number"):
+        server.preferred_port()

@@ -14,7 +14,7 @@ import httpx
 
 from lessons_src.demo_api.app import DATA_ENDPOINTS, endpoint_for, parse_limits, parse_query
 from lessons_src.paths import course_home
-from lessons_src.processes import ServiceStartError, pid_alive, start_lock, start_service, terminate
+from lessons_src.processes import ServiceStartError, listens_on, pid_alive, start_lock, start_service, terminate
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -222,7 +222,9 @@ def start_demo_api(timeout: float = START_TIMEOUT_S) -> DemoAPI:
         command = [sys.executable, "-m", "lessons_src.demo_api", "--port", str(port)]
         with httpx.Client() as client:
             try:
-                process = start_service(command, _log_file(), lambda: _healthy(client, url), timeout)
+                process = start_service(
+                    command, _log_file(), lambda pid: _healthy(client, url) and listens_on(pid, port), timeout
+                )
             except ServiceStartError as error:
                 raise DemoAPIError(f"The demo API did not start: {error}") from None
         api = DemoAPI(pid=process.pid, port=port, url=url)
