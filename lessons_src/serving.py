@@ -143,8 +143,8 @@ class ServeProcess:
     def stop(self, grace: float = 10.0) -> int | None:
         """Stop it and its flow runs (SIGTERM, then SIGKILL after `grace` s); return its exit status.
 
-        The status is 0 when Prefect's runner caught SIGTERM and exited by itself (`Runner.handle_sigterm` calls
-        `sys.exit(0)`); `exit_status_meaning` says what another one means.
+        The status is 0 when Prefect's runner caught SIGTERM, stopped and exited by itself (`Runner.handle_sigterm`
+        schedules its stop); `exit_status_meaning` says what another one means.
         """
         if self.process is None:
             return None
@@ -171,7 +171,7 @@ def exit_status_meaning(status: int | None) -> str:
     if status is None:
         return "it has not exited"
     if status == 0:
-        return "it exited by itself: Prefect's runner catches SIGTERM and calls sys.exit(0)"
+        return "it exited by itself: Prefect's runner catches SIGTERM, stops its runs and exits"
     if status < 0:
         try:
             name = signal.Signals(-status).name

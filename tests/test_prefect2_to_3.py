@@ -1,10 +1,11 @@
 """docs/prefect2_to_3.md against the installed Prefect: old code fails as the page says; new names and commands exist.
 
-Each table row is `Prefect 2 | outcome | Prefect 3.8.8 | note | lesson`. Every code span in the first and third columns
-is checked: Python spans are imported (one name at a time) or resolved name by name without being called, with
-keyword arguments checked against the callee's signature; `PREFECT_*` spans are looked up among Prefect's settings;
-`prefect ...` spans are run with `--help` in one subprocess that forks a clean child per command. The behaviour the
-note of the `my_task.submit(...)` row states (futures nobody waits for) is run as flows on the course server.
+Each table row is `Prefect 2 | outcome | Prefect 3.x.y | note | lesson` (3.x.y: the pinned version). Every code span
+in the first and third columns is checked: Python spans are imported (one name at a time) or resolved name by name
+without being called, with keyword arguments checked against the callee's signature; `PREFECT_*` spans are looked up
+among Prefect's settings; `prefect ...` spans are run with `--help` in one subprocess that forks a clean child per
+command. The behaviour the note of the `my_task.submit(...)` row states (futures nobody waits for) is run as flows
+on the course server.
 """
 
 from __future__ import annotations
@@ -26,11 +27,13 @@ from typing import Any
 
 import pytest
 
+from lessons_src.doctor import pinned_versions
 from lessons_src.paths import repo_root
 
 ROOT = repo_root()
 PAGE = ROOT / "docs" / "prefect2_to_3.md"
-HEADER = ["Prefect 2 (as pasted)", "Pasted into 3.8.8", "Prefect 3.8.8", "Note", "Lesson"]
+PINNED = pinned_versions()["prefect"]
+HEADER = ["Prefect 2 (as pasted)", f"Pasted into {PINNED}", f"Prefect {PINNED}", "Note", "Lesson"]
 OUTCOMES = {
     "ImportError",
     "AttributeError",

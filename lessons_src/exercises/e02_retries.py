@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -16,11 +15,11 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
 from lessons_src.checks import (
-    CheckFailed,
     Exercise,
     ExerciseSet,
     call_answer,
     expect,
+    require_signature,
     require_solved,
     require_task,
     run_flow,
@@ -315,18 +314,17 @@ def _failed_state(failure: int | Exception) -> Failed:
 def _require_condition(answer: Any) -> None:
     """Stop at once, saying why, if Prefect would never call `answer` or would call it with the wrong arguments."""
     expect(
-        inspect.isfunction(answer) or inspect.iscoroutinefunction(answer),
-        "Prefect 3.8.8 calls a retry_condition_fn only when it is a function (def, async def or lambda); with "
-        f"{type(answer).__name__} it never calls it, and the task never retries",
+        callable(answer),
+        f"retry_condition_fn should be something Prefect can call (a def, async def, lambda or other callable); got "
+        f"{type(answer).__name__} {short(answer)}",
     )
-    try:
-        inspect.signature(answer).bind(None, None, None)
-    except TypeError:
-        raise CheckFailed(
-            f"your function's signature is {answer.__name__}{inspect.signature(answer)}; Prefect calls it as "
-            "fn(task, task_run, state), with three arguments. A different signature raises a TypeError inside "
-            "Prefect, which logs it and does not retry."
-        ) from None
+    require_signature(
+        answer,
+        (None, None, None),
+        "retry_condition_fn",
+        "three arguments: Prefect calls it as fn(task, task_run, state). A different signature raises a TypeError "
+        "inside Prefect, which logs it and does not retry",
+    )
 
 
 def _grade_condition(answer: Any) -> str:
