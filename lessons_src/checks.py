@@ -49,6 +49,17 @@ def short(value: Any) -> str:
     return shortener.repr(value)
 
 
+def without_traceback(text: str) -> str:
+    """Return a logged message without the traceback Prefect appends: its first line and the exception it ends with."""
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    if not lines:
+        return ""
+    if not any(line.startswith("Traceback (most recent call last)") for line in lines):
+        return " ".join(lines)
+    first, last = lines[0], lines[-1]
+    return first if first == last else f"{first} ... {last}"
+
+
 def expect(condition: bool, message: str) -> None:
     """Fail the check with `message` unless `condition` holds."""
     if not condition:

@@ -214,3 +214,16 @@ def test_run_coroutine_works_with_and_without_a_running_event_loop():
 
     assert run_coroutine(answer()) == 42
     assert asyncio.run(from_inside_a_loop()) == 42
+
+
+def test_without_traceback_keeps_the_first_line_and_the_exception():
+    from lessons_src.checks import without_traceback
+
+    logged = (
+        "An error was encountered while running hook 'record'\nTraceback (most recent call last):\n"
+        '  File "x.py", line 1, in hook\n    record(state)\nTypeError: record() takes 1 positional argument\n'
+    )
+    assert without_traceback(logged) == (
+        "An error was encountered while running hook 'record' ... TypeError: record() takes 1 positional argument"
+    )
+    assert without_traceback("one line") == "one line" and without_traceback("") == ""

@@ -21,6 +21,7 @@ from lessons_src.checks import (
     require_solved,
     run_flow,
     short,
+    without_traceback,
 )
 from lessons_src.demo_api import DemoAPI, get_demo_api, start_demo_api
 from lessons_src.demo_api.app import WEATHER
@@ -266,7 +267,8 @@ def _grade_nightly_orders(answer: Any) -> str:
         raise CheckFailed(
             "the run ended Failed but FAILURES is unchanged. "
             + (
-                f"Prefect logged: '{hook_errors[0]}'. A flow hook is called as hook(flow, flow_run, state)."
+                f"Prefect logged: '{without_traceback(hook_errors[0])}'. A flow hook is called as hook(flow, flow_run, "
+                "state)."
                 if hook_errors
                 else "No hook ran: pass it as @flow(on_failure=[record_failure])."
             )
