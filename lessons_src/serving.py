@@ -110,7 +110,12 @@ class ServeProcess:
         return self.process is not None and self.process.poll() is None
 
     def wait_until_ready(self, timeout: float = READY_TIMEOUT_S) -> dict[str, Any]:
-        """Wait until the server shows every deployment (re)registered by this process; return them by name."""
+        """Wait until every deployment is registered by this process and its runner has polled for work; return them.
+
+        Registration comes before the runner starts (and installs its SIGTERM handler); the server marks a deployment
+        READY, with `last_polled`, only once the runner asks for scheduled runs. A stop before that point could not
+        pause the schedules.
+        """
         from prefect.client.orchestration import get_client
         from prefect.exceptions import ObjectNotFound
 
@@ -129,7 +134,9 @@ class ServeProcess:
                     except ObjectNotFound:
                         break
                     if deployment.updated is None or deployment.updated < self.started_at:
-                        break
+                        break  # not yet registered by this process
+                    if deployment.last_polled is None or deployment.last_polled < self.started_at:
+                        break  # registered, but its runner has not asked for work yet
                     found[name] = deployment
                 if len(found) == len(self.deployment_names):
                     return found
