@@ -22,3 +22,9 @@ SCHEDULED_START_EARLY_S = 0.6
 # of 3 strategies): 1-5 ms measured before; on 2026-12-01 (2 cores, load 2) at most 0.1 ms in 12 waits of 1 client
 # and 36 waits of 3 clients, while 10 clients reached 23 ms once in 120 waits (hence RETRY_STAMPING_S for herds).
 RETRY_STAMPING_FEW_CLIENTS_S = 0.02
+
+# Task runs reach the server as events, a moment after they happen: on 2026-12-01, 4 task runs were all recorded and
+# final 42-141 ms (median 69 ms, 15 runs) after their flow returned, on a quiet 2-core machine. A reader that does not
+# know how many to expect waits until the recorded list has not changed for this long (about 7x the quiet maximum,
+# for a machine busy with other notebooks or parallel tests).
+RECORDING_QUIET_S = 1.0

@@ -90,3 +90,21 @@ def test_poll_until_returns_the_first_settled_value_and_times_out_with_the_reaso
     assert poll_until(lambda: next(values), lambda v: v >= 3, timeout=5, why=str) == 3
     with pytest.raises(TimeoutError, match="still 0"):
         poll_until(lambda: 0, lambda v: v > 0, timeout=0.2, why=lambda v: f"still {v}")
+
+
+def test_without_a_count_the_reader_waits_until_the_records_stop_changing(course_server):
+    from lessons_src.tolerances import RECORDING_QUIET_S
+
+    state = fan_out(4, return_state=True)
+    started = time.monotonic()
+    runs = task_runs(state)  # right after the flow returned: the records may still be on their way
+    assert len(runs) == 4, f"read {len(runs)} task runs without a count; expected all 4 once the list stood still"
+    assert time.monotonic() - started >= RECORDING_QUIET_S
+
+
+def test_or_fewer_returns_what_is_recorded_instead_of_raising(course_server):
+    state = partly_failing(return_state=True)
+    runs = task_runs(state, expected=5, timeout=1.0, or_fewer=True)
+    assert len(runs) == 2, f"{len(runs)} task runs; the flow made 2"
+    with pytest.raises(TimeoutError, match="2 task runs recorded"):
+        task_runs(state, expected=5, timeout=1.0)
