@@ -349,7 +349,7 @@ def run_flow(flow: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
 
 def require_rate_limit(create: Callable[[str], Any], name: str) -> Any:
     """Delete limit `name`, let a learner's `create(name)` make it again, and return it if it can pace calls."""
-    from lessons_src.limits import delete_limit, read_limit
+    from lessons_src.pairs.p05_concurrency_limits import delete_limit, read_limit
 
     expect(callable(create), f"your answer should be a function that creates the limit, got {type(create).__name__}")
     delete_limit(name)

@@ -16,7 +16,7 @@ from lessons_src.demo_api import DemoAPIError
 from lessons_src.paths import course_home_at, repo_root
 
 TEST_HOMES = "COURSE_TEST_HOMES"  # the folder under which each test process makes its own course home
-TEST_WORKERS = 4  # test processes on a 2-core machine: most of their time is waiting
+TEST_WORKERS = 4  # test processes on a 2-core machine: 6 made it CPU-bound and timing checks met other work
 
 
 def _server(action: str) -> int:
@@ -139,10 +139,10 @@ def _test(pytest_args: Sequence[str], pairs: Sequence[str] = (), workers: int = 
                 "--nbval-current-env",
                 "--nbval-cell-timeout=180",
                 f"--numprocesses={workers}",  # most of the suite waits (flow runs, retry delays, HTTP): overlap it
-                "--dist=loadfile",  # a notebook's cells, and a test module, stay together on one worker
+                "--dist=loadscope",  # a notebook's cells, a test module or a test class stay together on one worker
                 "--timeout=600",  # a hung test fails alone, with its stack, long before CI's limit
                 "--durations=15",  # the slowest tests, in every run, so a regression shows
-                # tests/test_exercise_notebooks.py runs the exercises notebooks and reads what their checks print
+                # tests/test_exercises_in_kernels.py runs the exercises notebooks and reads what their checks print
                 "--ignore-glob=notebooks/*_exercises.ipynb",
                 "tests",
                 *_notebook_targets(pairs),

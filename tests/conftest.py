@@ -12,7 +12,7 @@ import pytest
 
 matplotlib.use("Agg")
 
-PAIR_IN_TEST_ID = re.compile(r"test_exercises_(\d\d)\.py|\[(\d\d)[_\]]")
+PAIR_IN_TEST_ID = re.compile(r"test_exercises_(\d\d)\.py|::TestPair(\d\d)::|^notebooks/(\d\d)_")
 
 
 def pytest_configure(config):
@@ -46,14 +46,14 @@ def pytest_addoption(parser):
 
 
 def pytest_collection_modifyitems(config, items):
-    """With --pairs, deselect the tests that belong to other pairs (test_exercises_NN, ids such as [NN...])."""
+    """With --pairs, deselect other pairs' tests (test_exercises_NN.py, TestPairNN, notebooks/NN_*)."""
     wanted = {p for p in config.getoption("--pairs").split(",") if p}
     if not wanted:
         return
     keep, drop = [], []
     for item in items:
         match = PAIR_IN_TEST_ID.search(item.nodeid)
-        pair = match and (match.group(1) or match.group(2))
+        pair = match and next(group for group in match.groups() if group)
         (drop if pair and pair not in wanted else keep).append(item)
     config.hook.pytest_deselected(items=drop)
     items[:] = keep
@@ -65,7 +65,7 @@ def course_server():
 
     Inside the test, sync flow runs start no heartbeat thread, whose join costs up to 1 s per run: heartbeats only
     tell the server a run is alive, and no check grades them. The notebooks and the reference solutions run in real
-    kernels (nbval, tests/test_exercises_in_kernel.py, tests/test_exercise_notebooks.py), with heartbeats.
+    kernels (nbval, tests/test_exercises_in_kernels.py), with heartbeats.
     """
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 

@@ -29,7 +29,7 @@ from lessons_src.exercises.e05_concurrency_limits import (
     get_order_paced,
     get_order_within,
 )
-from lessons_src.limits import remove_course_objects
+from lessons_src.pairs.p05_concurrency_limits import remove_course_objects
 
 EX = exercises("05")
 

@@ -11,9 +11,9 @@ from prefect import task
 from prefect.cache_policies import DEFAULT, INPUTS, NO_CACHE, RUN_ID, TASK_SOURCE
 from prefect.tasks import task_input_hash
 
-from lessons_src.caching_demo import get_weather
 from lessons_src.checks import TODO
 from lessons_src.exercises import exercises
+from lessons_src.pairs.p06_caching_and_results import get_weather
 
 EX = exercises("06")
 

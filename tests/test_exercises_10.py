@@ -24,7 +24,7 @@ from lessons_src.exercises.e10_pitfall_lab import (
     flaky_publish,
     get_json,
 )
-from lessons_src.limits import ensure_limit, remove_course_objects
+from lessons_src.pairs.p05_concurrency_limits import ensure_limit, remove_course_objects
 
 EX = exercises("10")
 

@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 from prefect import flow, task
 
 from lessons_src.logs import quiet_console
-from lessons_src.retry_demo import (
+from lessons_src.pairs.p02_retries import (
     RetryHistory,
     arrivals,
     plot_attempts,

@@ -7,8 +7,13 @@ from types import SimpleNamespace
 import pytest
 from prefect import flow, task
 
+from lessons_src.pairs.p03_error_handling_and_states import (
+    flow_run_history,
+    state_counts,
+    task_run_histories,
+    wait_for_requests,
+)
 from lessons_src.runs import TaskRunRecord, task_runs
-from lessons_src.states_demo import flow_run_history, state_counts, task_run_histories, wait_for_requests
 
 ATTEMPTS: dict[str, int] = {}
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from lessons_src.workloads import crunch, iterations_for
+from lessons_src.pairs.p04_concurrency import crunch, iterations_for
 
 
 def test_crunch_is_deterministic_and_matches_the_formula():

@@ -9,7 +9,7 @@ from prefect.client.schemas.objects import ConcurrencyLeaseHolder
 from prefect.variables import Variable
 
 from lessons_src.checks import CheckFailed, require_rate_limit
-from lessons_src.limits import (
+from lessons_src.pairs.p05_concurrency_limits import (
     delete_limit,
     ensure_limit,
     ensure_tag_limit,

@@ -5,7 +5,7 @@ import uuid
 import httpx
 import pytest
 
-from lessons_src.caching_demo import client_retry_waits, get_weather, weather_calls
+from lessons_src.pairs.p06_caching_and_results import client_retry_waits, get_weather, weather_calls
 
 
 def test_get_weather_counts_each_request_under_its_key(course_server):

@@ -5,7 +5,7 @@ import asyncio
 import pytest
 from prefect import flow, task
 
-from lessons_src.composition import run_graph, subflow_runs
+from lessons_src.pairs.p07_composing_workflows import run_graph, subflow_runs
 
 
 @task

@@ -1,7 +1,13 @@
 """The capstone's pandas helpers read the weather file correctly and predict the demo API's seeded failures."""
 
-from lessons_src.capstone import climate_by_month, file_sha256, plot_orders_vs_rain, read_weather, seeded_attempts
 from lessons_src.demo_api.app import fails_by_rate
+from lessons_src.pairs.p09_capstone_etl import (
+    climate_by_month,
+    file_sha256,
+    plot_orders_vs_rain,
+    read_weather,
+    seeded_attempts,
+)
 
 
 def test_weather_file_has_four_years_of_days():

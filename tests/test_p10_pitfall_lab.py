@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from lessons_src import pitfalls
-from lessons_src.pitfalls import ScriptResult, script_environment, start_flow_script
+from lessons_src.pairs import p10_pitfall_lab
+from lessons_src.pairs.p10_pitfall_lab import ScriptResult, script_environment, start_flow_script
 
 
 def test_without_an_api_url_the_script_gets_none_and_its_own_home(monkeypatch, tmp_path):
@@ -62,7 +62,7 @@ def test_the_flow_runs_against_the_course_server_and_leaves_nothing_behind(cours
 
 def test_a_script_that_overruns_is_stopped_and_cleaned_up(monkeypatch, course_server):
     stuck = "import sys, time\nprint('stuck', file=sys.stderr, flush=True)\ntime.sleep(60)"
-    monkeypatch.setattr(pitfalls, "TRIVIAL_FLOW", stuck)
+    monkeypatch.setattr(p10_pitfall_lab, "TRIVIAL_FLOW", stuck)
     script = start_flow_script("stuck", course_server.api_url)
     with pytest.raises(TimeoutError, match="did not finish within 1 s") as stopped:
         script.collect(timeout=1)

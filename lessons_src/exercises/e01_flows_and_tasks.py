@@ -104,7 +104,7 @@ def _grade_sum_of_squares(answer: Any) -> str:
         state.is_completed() and value == SQUARES_EXPECTED,
         f"sum_of_squares({SQUARES_INPUT}) should return {SQUARES_EXPECTED} (4 + 9 + 25 + 49); {_ended(state, value)}",
     )
-    runs = task_runs(state)
+    runs = task_runs(state, expected=len(SQUARES_INPUT), timeout=5.0, or_fewer=True)  # one per number
     expect(
         len(runs) == len(SQUARES_INPUT),
         f"the server recorded {len(runs)} task runs; expected {len(SQUARES_INPUT)} (one per number). "
@@ -182,7 +182,7 @@ def _grade_double_all(answer: Any) -> str:
         f"the flow should return a list of ints such as [0, 2, 4, 6]; got {type(value).__name__} {short(value)}",
     )
     expect(value == [0, 2, 4, 6], f"double_all([0, 1, 2, 3]) returned {short(value)}; expected [0, 2, 4, 6]")
-    runs = task_runs(state)
+    runs = task_runs(state, expected=4, timeout=5.0, or_fewer=True)  # one per number
     expect(len(runs) == 4, f"the server recorded {len(runs)} task runs; expected 4, one slow_double per number")
     peak = peak_overlap(runs)
     expect(

@@ -27,7 +27,7 @@ from lessons_src.checks import (
 )
 from lessons_src.demo_api import DemoAPI, start_demo_api
 from lessons_src.logs import quiet_console
-from lessons_src.retry_demo import RetryHistory, retry_histories
+from lessons_src.pairs.p02_retries import RetryHistory, retry_histories
 from lessons_src.runs import task_runs
 from lessons_src.tolerances import RETRY_STAMPING_FEW_CLIENTS_S, RETRY_STAMPING_S
 

@@ -34,8 +34,8 @@ from lessons_src.checks import (
     short,
 )
 from lessons_src.demo_api import DemoAPI, DemoStats, start_demo_api
-from lessons_src.limits import delete_limit, ensure_limit, lease_exists, max_in_window, read_limit
 from lessons_src.logs import quiet_console
+from lessons_src.pairs.p05_concurrency_limits import delete_limit, ensure_limit, lease_exists, max_in_window, read_limit
 from lessons_src.runs import task_runs
 
 PREFIX = "course-05x-"

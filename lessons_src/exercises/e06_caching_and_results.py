@@ -19,7 +19,6 @@ from prefect.cache_policies import INPUTS, NO_CACHE, RUN_ID, CachePolicy
 from prefect.states import State
 from prefect.utilities.annotations import NotSet
 
-from lessons_src.caching_demo import get_weather, weather_calls
 from lessons_src.checks import (
     CheckFailed,
     Exercise,
@@ -33,6 +32,7 @@ from lessons_src.checks import (
     short,
 )
 from lessons_src.logs import quiet_console
+from lessons_src.pairs.p06_caching_and_results import get_weather, weather_calls
 from lessons_src.runs import task_runs
 
 # ---- reference solutions (shown by ex.solution(n)) ----

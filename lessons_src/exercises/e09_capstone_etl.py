@@ -16,7 +16,6 @@ import httpx
 import pandas as pd
 from prefect import flow, task
 
-from lessons_src.capstone import climate_by_month, read_weather
 from lessons_src.checks import (
     CheckFailed,
     Exercise,
@@ -30,6 +29,7 @@ from lessons_src.checks import (
 )
 from lessons_src.demo_api import start_demo_api
 from lessons_src.demo_api.app import make_orders
+from lessons_src.pairs.p09_capstone_etl import climate_by_month, read_weather
 from lessons_src.paths import course_home
 from lessons_src.runs import task_runs
 
