@@ -26,24 +26,27 @@ def _printed(cell: dict) -> str:
     return "".join(output.get("text", "") for output in cell.get("outputs", []) if output.get("name") == "stdout")
 
 
+@pytest.fixture(scope="class")
+def run(request: pytest.FixtureRequest) -> nbformat.NotebookNode:
+    """Run the committed exercises notebook of the class's pair, then its reference solutions, in one kernel."""
+    from lessons_src import setup
+
+    pair = request.cls.pair
+    setup(quiet=True)
+    path = next(p for p in course_notebooks() if p.name.startswith(pair) and p.stem.endswith("_exercises"))
+    notebook = nbformat.read(path, as_version=4)
+    notebook.cells.append(nbformat.v4.new_code_cell(REFERENCES))
+    client = NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    )
+    client.execute()  # raises on any error, except in cells tagged raises-exception
+    return notebook
+
+
 class _PairInAKernel:
     """The committed exercises notebook of `pair`, then its reference solutions, in one notebook kernel."""
 
     pair: str
-
-    @pytest.fixture(scope="class")
-    def run(self) -> nbformat.NotebookNode:
-        from lessons_src import setup
-
-        setup(quiet=True)
-        path = next(p for p in course_notebooks() if p.name.startswith(self.pair) and p.stem.endswith("_exercises"))
-        notebook = nbformat.read(path, as_version=4)
-        notebook.cells.append(nbformat.v4.new_code_cell(REFERENCES))
-        client = NotebookClient(
-            notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
-        )
-        client.execute()  # raises on any error, except in cells tagged raises-exception
-        return notebook
 
     def test_the_committed_notebook_grades_every_exercise_unsolved(self, run):
         printed = "\n".join(_printed(cell) for cell in run.cells[:-1] if cell.cell_type == "code")
