@@ -139,6 +139,8 @@ def test_a_stale_state_file_is_replaced_without_killing_its_pid(own_home):
         assert second.pid not in (first.pid, sleeper.pid)
         assert get_demo_api() == second
         assert sleeper.poll() is None  # an unrelated live process named in a stale file is left alone
+        state.write_text(json.dumps({"pid": sleeper.pid, "port": 9, "url": "http://127.0.0.1:9"}))
+        assert stop_demo_api() is False and sleeper.poll() is None, "stop ended a process that is not the demo API"
     finally:
         sleeper.kill()
         sleeper.wait()
@@ -335,7 +337,7 @@ def test_fail_rate_replays_identically_after_a_reset_and_under_concurrency(fresh
 def test_invalid_query_parameters_get_422_naming_the_valid_values(fresh, query, named):
     response = http.get(f"{fresh.url}/orders?{query}")
     assert response.status_code == 422
-    assert response.json()["error"] == "Unprocessable Entity"
+    assert response.json()["error"] == "Unprocessable Content"  # RFC 9110's name, on every Python
     assert named in response.json()["detail"]
 
 

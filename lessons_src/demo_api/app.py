@@ -312,9 +312,13 @@ class DemoState:
 # --- responses ----------------------------------------------------------------------------------------------------
 
 
+# Reason phrases as RFC 9110 names them, the same on every Python (3.11 and 3.12 still say "Unprocessable Entity")
+PHRASES = {422: "Unprocessable Content"}
+
+
 def error(status: int, detail: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
     """Return the service's JSON error body {"error": <reason phrase>, "detail": ...}."""
-    body = {"error": HTTPStatus(status).phrase, "detail": detail, **extra}
+    body = {"error": PHRASES.get(status, HTTPStatus(status).phrase), "detail": detail, **extra}
     return JSONResponse(body, status_code=status, headers=headers)
 
 
