@@ -1,22 +1,83 @@
-"""Background processes the course starts (Prefect server, demo API): liveness, stopping, logs and a start lock."""
+"""Background processes the course starts (Prefect server, demo API): their files, ports, liveness and stopping."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psutil
 from filelock import FileLock, Timeout
 
+Record = TypeVar("Record")
+
 
 class ServiceStartError(RuntimeError):
     """A background service exited at start or never answered; the message ends with its log's last lines."""
+
+
+@dataclass(frozen=True)
+class ServiceFiles:
+    """Where the background service `name` keeps its record (a dataclass as JSON), its log and its start lock."""
+
+    folder: Path
+    name: str
+
+    @property
+    def state(self) -> Path:
+        """The JSON file that records which process runs the service and where."""
+        return self.folder / f"{self.name}.json"
+
+    @property
+    def log(self) -> Path:
+        """Where the service's output goes."""
+        return self.folder / f"{self.name}.log"
+
+    @property
+    def lock(self) -> Path:
+        """The file `start_lock` holds while one process starts the service."""
+        return self.folder / f"{self.name}.lock"
+
+    def read(self, kind: type[Record]) -> Record | None:
+        """Return the record as a `kind`, or None when there is none or it cannot be read as one."""
+        try:
+            return kind(**json.loads(self.state.read_text()))
+        except (FileNotFoundError, json.JSONDecodeError, TypeError):
+            return None
+
+    def write(self, record: Any) -> None:
+        """Record a started service (a dataclass instance)."""
+        self.state.write_text(json.dumps(asdict(record)))
+
+    def forget(self) -> None:
+        """Remove the record (the service was stopped, or the record is stale)."""
+        self.state.unlink(missing_ok=True)
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Return True when nothing listens on `port` of `host`, so a service can bind it now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a port the system says is free on `host` now (another process may still take it before you bind it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
 
 
 def detached() -> dict[str, Any]:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -17,9 +15,11 @@ import httpx
 from lessons_src import database
 from lessons_src.paths import course_home
 from lessons_src.processes import (
+    ServiceFiles,
     ServiceStartError,
     listens_on,
     pid_alive,
+    port_is_free,
     process_runs,
     start_lock,
     start_service,
@@ -78,12 +78,8 @@ def prefect_home() -> Path:
     return home
 
 
-def _state_file() -> Path:
-    return course_home() / "server.json"
-
-
-def _log_file() -> Path:
-    return course_home() / "server.log"
+def _files() -> ServiceFiles:
+    return ServiceFiles(course_home(), "server")
 
 
 def is_healthy(port: int, timeout: float = 1.0) -> bool:
@@ -96,20 +92,11 @@ def is_healthy(port: int, timeout: float = 1.0) -> bool:
 
 
 def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-    return True
+    return port_is_free(HOST, port)
 
 
 def _read_state() -> ServerInfo | None:
-    try:
-        return ServerInfo(**json.loads(_state_file().read_text()))
-    except (FileNotFoundError, json.JSONDecodeError, TypeError):
-        return None
+    return _files().read(ServerInfo)
 
 
 def running_server() -> ServerInfo | None:
@@ -204,7 +191,7 @@ def start_server(
     def another_process_starts_it(seconds: float) -> None:
         tell(f"Another process is starting the course server; waiting for it ({seconds:.0f} s)...")
 
-    with start_lock(course_home() / "server.lock", waiting=another_process_starts_it):
+    with start_lock(_files().lock, waiting=another_process_starts_it):
         return running_server() or _start(port, timeout, tell)
 
 
@@ -220,14 +207,14 @@ def _start(port: int | None, timeout: float, tell: Callable[[str], None]) -> Ser
     tell(f"Starting the course's Prefect server on port {port}, on {db.kind}{first}...")
 
     def still_starting(seconds: float) -> None:
-        tell(f"  still starting ({seconds:.0f} s; its log: {_log_file()})")
+        tell(f"  still starting ({seconds:.0f} s; its log: {_files().log})")
 
     for attempt in range(1, PORT_ATTEMPTS + 1):
         command = [sys.executable, "-m", "prefect", "server", "start", "--host", HOST, "--port", str(port)]
         try:
             process = start_service(
                 [*command, "--analytics-off"],
-                _log_file(),
+                _files().log,
                 lambda pid, port=port: is_healthy(port) and listens_on(pid, port),  # ours, not another's on the port
                 timeout,
                 _server_env(port, db),
@@ -243,14 +230,14 @@ def _start(port: int | None, timeout: float, tell: Callable[[str], None]) -> Ser
             port = choose_port(port + 1)  # another process took the port between the check and the start
             tell(f"  that port was taken meanwhile; trying port {port}")
     info = ServerInfo(pid=process.pid, port=port, home=str(prefect_home()), database=db.kind, database_pid=db.pid)
-    _state_file().write_text(json.dumps(asdict(info)))
+    _files().write(info)
     return info
 
 
 def stop_server() -> bool:
     """Stop the course server, then its database; return True when a server was stopped."""
     info = _read_state()
-    _state_file().unlink(missing_ok=True)
+    _files().forget()
     stopped = bool(info and _is_course_server(info))
     if stopped:
         terminate(info.pid)

@@ -203,10 +203,11 @@ def serve_deployments(*specs: DeploymentSpec, limit: int | None = None, wait: bo
     names = [f"{flows[spec.entrypoint].name}/{spec.name}" for spec in specs]
     # pickled, not JSON: options may hold a timedelta or Cron(...) objects, which must arrive as they were given
     payload = {"deployments": [(spec.entrypoint, spec.name, spec.options) for spec in specs], "limit": limit}
-    spec_file = Path(tempfile.mkstemp(prefix="serve-", suffix=".pickle", dir=course_home())[1])
-    spec_file.write_bytes(pickle.dumps(payload))
+    descriptor, spec_path = tempfile.mkstemp(prefix="serve-", suffix=".pickle", dir=course_home())
+    with os.fdopen(descriptor, "wb") as spec_file:
+        pickle.dump(payload, spec_file)
     label = "-".join(spec.name for spec in specs)[:60]
-    serving = ServeProcess([sys.executable, "-m", "lessons_src.serving", str(spec_file)], names, label=label).start()
+    serving = ServeProcess([sys.executable, "-m", "lessons_src.serving", spec_path], names, label=label).start()
     if wait:
         serving.wait_until_ready()
     return serving

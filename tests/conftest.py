@@ -117,22 +117,19 @@ def graded(course_server):
 def jupyter_lab():
     """Start JupyterLab on a free port with a known token; returns `start(*extra_args, env=None) -> base URL`."""
     import os
-    import socket
     import subprocess
     import sys
     import time
 
     import httpx
 
-    from lessons_src.processes import detached
+    from lessons_src.processes import detached, free_port
 
     token = "course-test-token"
     started: list[subprocess.Popen] = []
 
     def start(*extra_args: str, env: dict[str, str] | None = None, base_url: str = "/") -> str:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
+        port = free_port()
         command = [
             sys.executable,
             "-m",

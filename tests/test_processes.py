@@ -1,12 +1,30 @@
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 
 import pytest
 
-from lessons_src.processes import ServiceStartError, listens_on, log_tail, pid_alive, start_service, terminate
+from lessons_src.processes import (
+    ServiceFiles,
+    ServiceStartError,
+    free_port,
+    listens_on,
+    log_tail,
+    pid_alive,
+    port_is_free,
+    start_service,
+    terminate,
+)
+
+
+@dataclass(frozen=True)
+class _Record:
+    pid: int
+    port: int
 
 
 def test_a_service_that_exits_at_start_is_reported_with_its_log(tmp_path):
@@ -70,3 +88,34 @@ def test_listens_on_names_the_process_that_accepts_connections_on_a_port():
     finally:
         terminate(process, grace=5)
         terminate(bystander, grace=5)
+
+
+def test_service_files_write_read_and_forget_a_record(tmp_path):
+    files = ServiceFiles(tmp_path, "thing")
+    assert (files.state, files.log, files.lock) == (
+        tmp_path / "thing.json",
+        tmp_path / "thing.log",
+        tmp_path / "thing.lock",
+    )
+    assert files.read(_Record) is None
+    files.write(_Record(pid=12, port=34))
+    assert files.read(_Record) == _Record(pid=12, port=34)
+    files.forget()
+    files.forget()  # forgetting twice is fine
+    assert files.read(_Record) is None and not files.state.exists()
+
+
+@pytest.mark.parametrize("text", ["not json", '{"pid": 1}', '{"pid": 1, "port": 2, "other": 3}'])
+def test_an_unreadable_record_reads_as_none(tmp_path, text):
+    files = ServiceFiles(tmp_path, "thing")
+    files.state.write_text(text)
+    assert files.read(_Record) is None
+
+
+def test_a_free_port_is_free_until_something_listens_on_it():
+    port = free_port()
+    assert port_is_free("127.0.0.1", port)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))
+        sock.listen()
+        assert not port_is_free("127.0.0.1", port)

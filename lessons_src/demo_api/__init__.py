@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import socket
 import sys
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
@@ -14,7 +11,16 @@ import httpx
 
 from lessons_src.demo_api.app import DATA_ENDPOINTS, endpoint_for, parse_limits, parse_query
 from lessons_src.paths import course_home
-from lessons_src.processes import ServiceStartError, listens_on, pid_alive, start_lock, start_service, terminate
+from lessons_src.processes import (
+    ServiceFiles,
+    ServiceStartError,
+    free_port,
+    listens_on,
+    process_runs,
+    start_lock,
+    start_service,
+    terminate,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -156,10 +162,11 @@ class DemoAPI:
         return DemoStats.from_json(self._call("GET", "/admin/stats"))
 
     def stop(self) -> None:
-        """Stop this instance (and forget it if it is the one in the state file)."""
-        terminate(self.pid)
+        """Stop this instance if its process still runs (and forget it if it is the one in the state file)."""
+        if _is_demo_api(self):
+            terminate(self.pid)
         if _read_state() == self:
-            _state_file().unlink(missing_ok=True)
+            _files().forget()
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
@@ -174,19 +181,17 @@ def _query_text(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def _state_file() -> Path:
-    return course_home() / "demo_api.json"
-
-
-def _log_file() -> Path:
-    return course_home() / "demo_api.log"
+def _files() -> ServiceFiles:
+    return ServiceFiles(course_home(), "demo_api")
 
 
 def _read_state() -> DemoAPI | None:
-    try:
-        return DemoAPI(**json.loads(_state_file().read_text()))
-    except (FileNotFoundError, json.JSONDecodeError, TypeError):
-        return None
+    return _files().read(DemoAPI)
+
+
+def _is_demo_api(api: DemoAPI) -> bool:
+    """Return True when `api.pid` is still a demo API process on `api.port` (not a process that reused the pid)."""
+    return process_runs(api.pid, "lessons_src.demo_api", "--port", str(api.port))
 
 
 def _healthy(client: httpx.Client, url: str) -> bool:
@@ -199,44 +204,38 @@ def _healthy(client: httpx.Client, url: str) -> bool:
 
 def _running() -> DemoAPI | None:
     api = _read_state()
-    if api is None or not pid_alive(api.pid):
+    if api is None or not _is_demo_api(api):
         return None
     with httpx.Client() as client:
         return api if _healthy(client, api.url) else None
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
 def start_demo_api(timeout: float = START_TIMEOUT_S) -> DemoAPI:
     """Return the running demo API, or start one in the background on a free port and wait until it answers."""
-    with start_lock(course_home() / "demo_api.lock"):
+    with start_lock(_files().lock):
         running = _running()
         if running is not None:
             return running
-        port = _free_port()
+        port = free_port(HOST)
         url = f"http://{HOST}:{port}"
         command = [sys.executable, "-m", "lessons_src.demo_api", "--port", str(port)]
         with httpx.Client() as client:
             try:
                 process = start_service(
-                    command, _log_file(), lambda pid: _healthy(client, url) and listens_on(pid, port), timeout
+                    command, _files().log, lambda pid: _healthy(client, url) and listens_on(pid, port), timeout
                 )
             except ServiceStartError as error:
                 raise DemoAPIError(f"The demo API did not start: {error}") from None
         api = DemoAPI(pid=process.pid, port=port, url=url)
-        _state_file().write_text(json.dumps(asdict(api)))
+        _files().write(api)
         return api
 
 
 def stop_demo_api() -> bool:
-    """Stop the demo API named in the state file, if any; return True when a process was stopped."""
+    """Stop the demo API named in the state file, if it still runs; return True when a process was stopped."""
     api = _read_state()
-    _state_file().unlink(missing_ok=True)
-    if api is not None and pid_alive(api.pid):
+    _files().forget()
+    if api is not None and _is_demo_api(api):
         terminate(api.pid)
         return True
     return False

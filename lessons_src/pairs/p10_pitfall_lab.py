@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -70,6 +71,7 @@ class FlowScript:
         self.finished: float | None = None
         self._waiter = threading.Thread(target=self._note_exit, daemon=True)
         self._waiter.start()
+        atexit.register(self.stop)  # a kernel that exits before collect() leaves no process or files behind
 
     def _note_exit(self) -> None:
         self.process.wait()
@@ -98,6 +100,7 @@ class FlowScript:
         """Stop the process and anything it started (a temporary server), delete its files; harmless to repeat."""
         terminate(self.process, grace=5.0)  # the whole process group, also after the script itself exited
         shutil.rmtree(self.folder, ignore_errors=True)
+        atexit.unregister(self.stop)
 
     def _read(self, name: str) -> str:
         try:
