@@ -5,6 +5,8 @@ import time
 
 import pytest
 from prefect import flow, get_run_logger, task
+from prefect.futures import wait
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from lessons_src.exercises import exercises
 
@@ -81,6 +83,13 @@ def double_all_mapped(numbers: list[int]) -> list[int]:
 
 
 @flow
+def double_all_wait_then_collect(numbers: list[int]) -> list[int]:
+    futures = [slow_double.submit(n) for n in numbers]
+    wait(futures)
+    return [future.result() for future in futures]
+
+
+@flow
 async def double_all_async(numbers: list[int]) -> list[int]:
     futures = [slow_double.submit(n) for n in numbers]
     return [future.result() for future in futures]
@@ -99,6 +108,7 @@ async def double_all_async(numbers: list[int]) -> list[int]:
         (4, count_items_async_in_a_task),
         (5, double_all_mapped),
         (5, double_all_async),
+        (5, double_all_wait_then_collect),
     ],
     ids=lambda value: getattr(value, "name", str(value))[:30],
 )
@@ -186,6 +196,11 @@ def double_all_returns_futures(numbers: list[int]):
     return [slow_double.submit(n) for n in numbers]
 
 
+@flow(task_runner=ThreadPoolTaskRunner(max_workers=1))
+def double_all_one_worker(numbers: list[int]) -> list[int]:
+    return slow_double.map(numbers).result()  # mapped, but one thread runs them one at a time
+
+
 @flow
 def double_all_waits_for_each(numbers: list[int]) -> list[int]:
     return [slow_double.submit(n).result() for n in numbers]
@@ -209,6 +224,7 @@ def double_all_waits_for_each(numbers: list[int]) -> list[int]:
         (5, double_all_sequential, "one after another"),
         (5, double_all_returns_futures, "State objects, not numbers"),
         (5, double_all_waits_for_each, "one after another"),
+        (5, double_all_one_worker, "max_workers=1 also runs them one at a time"),
     ],
     ids=lambda value: getattr(value, "name", getattr(value, "__name__", str(value)))[:30],
 )

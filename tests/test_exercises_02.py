@@ -97,6 +97,19 @@ def _with_policy(task, task_run, state, policy: str) -> bool:
 condition_as_partial = functools.partial(_with_policy, policy="transient")
 
 
+def retry_from_state_data(task, task_run, state) -> bool:
+    return _transient(state.data)  # the Failed state Prefect builds holds the exception itself
+
+
+class RetryTransient:
+    def __call__(self, task, task_run, state) -> bool:
+        return _transient(state.result(raise_on_failure=False, _sync=True))
+
+
+def backoff_five_within_budget() -> dict:
+    return {"retries": 5, "retry_delay_seconds": [0.05, 0.1, 0.15, 0.2, 0.25]}  # 0.75 s even if all are used
+
+
 @pytest.mark.parametrize(
     ("number", "right"),
     [
@@ -104,10 +117,13 @@ condition_as_partial = functools.partial(_with_policy, policy="transient")
         (1, survive_async),
         (2, backoff_short_list),
         (2, backoff_lambda),
+        (2, backoff_five_within_budget),
         (3, retry_async_condition),
         (3, retry_lambda),
         (3, retry_match),
         (3, condition_as_partial),  # Prefect 3.9 calls any callable (3.8 called only plain functions)
+        (3, retry_from_state_data),
+        (3, RetryTransient()),
         (4, jitter_half),
         (4, jitter_list_two_retries),
         (5, pay_hashed_lowercase_header),
@@ -252,6 +268,21 @@ async def async_never(task, task_run, state) -> bool:
     return False  # a coroutine is truthy: the check must grade the awaited answer
 
 
+def lists_the_usual_5xx(task, task_run, state) -> bool:
+    error = state.result(raise_on_failure=False, _sync=True)
+    if isinstance(error, httpx.HTTPStatusError):
+        return error.response.status_code in (429, 502, 503, 504)  # forgets 500 and the other 5xx
+    return isinstance(error, httpx.TimeoutException)
+
+
+def returns_the_exception(task, task_run, state):
+    return state.result(raise_on_failure=False, _sync=True)  # truthy for every failure, 4xx too
+
+
+def backoff_five_over_budget() -> dict:
+    return {"retries": 5, "retry_delay_seconds": exponential_backoff(backoff_factor=0.05)}  # 1.55 s if all are used
+
+
 def jitter_tiny() -> dict:
     return {"retries": 1, "retry_delay_seconds": 0.2, "retry_jitter_factor": 0.1}
 
@@ -291,6 +322,7 @@ def pay_headers_as_text(url: str, payment_id: str, order_id: int, amount: float)
         (2, shrinking_waits, "the waits should grow"),
         (2, over_budget, "the budget is 1.0 s"),
         (2, backoff_too_few, "ended Failed after 4 attempts"),
+        (2, backoff_five_over_budget, "can wait up to 1.55 s in all before giving up"),
         (3, always_retry, "for a failure with 400 Bad Request your function returned True; expected False"),
         (3, status_only, "for a failure with 429 Too Many Requests your function returned False; expected True"),
         (3, exception_only, "fn(task, task_run, state)"),
@@ -301,7 +333,9 @@ def pay_headers_as_text(url: str, payment_id: str, order_id: int, amount: float)
         (3, read_timeouts_only, "httpx.ConnectTimeout your function returned False"),
         (3, retries_everything_but_4xx, "KeyError from the task's own code your function returned True"),
         (3, assumes_an_http_error, "your code raised AttributeError"),
-        (3, async_never, "502 Bad Gateway your function returned False"),
+        (3, async_never, "500 Internal Server Error your function returned False"),
+        (3, lists_the_usual_5xx, "500 Internal Server Error your function returned False; expected True"),
+        (3, returns_the_exception, "400 Bad Request your function returned HTTPStatusError"),
         (4, no_jitter, "they return together"),
         (4, jitter_tiny, "they return together"),
         (4, jitter_without_retries, "ended Failed"),

@@ -188,7 +188,8 @@ def _grade_double_all(answer: Any) -> str:
     expect(
         peak >= 2,
         "the server's start and end times show the 4 task runs ran one after another; submit them all with "
-        ".submit() (or .map()) before waiting for any result",
+        ".submit() (or .map()) before waiting for any result, on the flow's default task runner (a "
+        "ThreadPoolTaskRunner with max_workers=1 also runs them one at a time)",
     )
     return f"4 task runs recorded, up to {peak} running at the same time."
 

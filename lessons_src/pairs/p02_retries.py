@@ -45,7 +45,7 @@ def retry_histories(
         for task_run in runs:
             states = sorted(client.read_task_run_states(task_run.id), key=lambda s: s.timestamp)
             delays = tuple(
-                round((s.state_details.scheduled_time - s.timestamp).total_seconds(), 3)
+                round((s.state_details.scheduled_time - s.timestamp).total_seconds(), 3) + 0.0  # never -0.0
                 for s in states
                 if s.name == "AwaitingRetry" and s.state_details.scheduled_time is not None
             )
