@@ -5,7 +5,7 @@ import logging
 import pytest
 from prefect import flow
 from prefect.futures import wait
-from prefect.states import Failed
+from prefect.states import Completed, Failed
 
 from lessons_src.checks import TODO
 from lessons_src.exercises import exercises
@@ -314,15 +314,88 @@ async def batch_async_one_by_one(order_ids: list[int], max_failures: int = 1):
     return [await s.aresult() for s in states if s.is_completed()]
 
 
+# ---- found by the second audit: lists that hold more than the orders, and a hook that appends elsewhere ----
+
+
+@flow
+def fetch_all_returns_order_ids(urls: list[str]) -> list[int]:
+    return [future.result()["id"] for future in [fetch_json.submit(url) for url in urls]]
+
+
+@flow
+def fetch_all_fails_on_purpose(urls: list[str]):
+    futures = [fetch_json.submit(url) for url in urls]
+    wait(futures)
+    if any(future.state.is_failed() for future in futures):
+        return Failed(message="a fetch failed")
+    return [future.result() for future in futures]
+
+
+@flow
+def orders_with_placeholders(order_ids: list[int]) -> dict:
+    values = [future.result(raise_on_failure=False) for future in [fetch_order.submit(i) for i in order_ids]]
+    return {
+        "orders": [None if isinstance(value, Exception) else value for value in values],
+        "failed": {i: str(value) for i, value in zip(order_ids, values, strict=True) if isinstance(value, Exception)},
+    }
+
+
+@flow
+def orders_from_states(order_ids: list[int]) -> dict:
+    report: dict = {"orders": [], "failed": {}}
+    for order_id in order_ids:
+        state = fetch_order(order_id, return_state=True)
+        if state.is_failed():
+            report["failed"][order_id] = f"{state.result(raise_on_failure=False)}"
+        else:
+            report["orders"].append(state.result())
+    return report
+
+
+ELSEWHERE: list[dict] = []
+
+
+def record_elsewhere(flow, flow_run, state) -> None:
+    ELSEWHERE.append({"flow_run": flow_run.name, "state": state.name, "message": state.message})
+
+
+@flow(on_failure=[record_elsewhere])
+def nightly_appends_elsewhere(order_ids: list[int]) -> list[dict]:
+    return [fetch_order(order_id) for order_id in order_ids]
+
+
+@flow
+def batch_keeps_exceptions(order_ids: list[int], max_failures: int = 1):
+    values = [future.result(raise_on_failure=False) for future in fetch_order.map(order_ids)]
+    failed = [value for value in values if isinstance(value, Exception)]
+    if len(failed) > max_failures:
+        return Failed(message=f"{len(failed)} of {len(order_ids)} orders failed")
+    return values
+
+
+@flow
+def batch_completed_with_data(order_ids: list[int], max_failures: int = 1):
+    futures = [fetch_order.submit(order_id) for order_id in order_ids]
+    wait(futures)
+    failed = [i for i, f in zip(order_ids, futures, strict=True) if not f.state.is_completed()]
+    if len(failed) > max_failures:
+        return Failed(message=f"Too many: {len(failed)} of {len(order_ids)} orders failed ({failed})")
+    return Completed(message="ok", data=[f.result() for f in futures if f.state.is_completed()])
+
+
 @pytest.mark.parametrize(
     ("number", "wrong", "expected_message"),
     [
         (1, weather_unhandled, "failed the whole flow"),
         (1, weather_without_task, "expected one Failed get_weather run"),
         (1, weather_hardcoded, "expected 'sunny'"),
-        (2, fetch_all_forgets, "were never waited for or returned"),
-        (2, fetch_all_only_waits, "were never waited for or returned"),
-        (2, fetch_all_returns_ids, "expected the three orders"),
+        (2, fetch_all_forgets, "nothing in the flow raised the failure or returned it"),
+        (2, fetch_all_only_waits, "nothing in the flow raised the failure or returned it"),
+        (2, fetch_all_returns_ids, "expected the three JSON bodies"),
+        (2, fetch_all_returns_order_ids, "expected the three JSON bodies"),
+        (3, orders_with_placeholders, "expected only the orders that arrived"),
+        (4, (nightly_appends_elsewhere, WRONG_FAILURES), "your hook ran"),
+        (5, batch_keeps_exceptions, "expected only the 3 orders that arrived"),
         (2, fetch_all_returns_futures, "hand its caller their final states"),
         (2, fetch_all_fetches_twice, "expected 1 per URL"),
         (3, orders_all_or_nothing, "finish anyway"),
@@ -360,6 +433,9 @@ def test_wrong_answers_are_rejected_twice_alike(graded, fresh_demo_api, number, 
         (2, fetch_all_mapped),
         (2, fetch_all_one_by_one),
         (2, fetch_all_async),
+        (2, fetch_all_fails_on_purpose),
+        (3, orders_from_states),
+        (5, batch_completed_with_data),
         (3, orders_try_except),
         (3, orders_async_one_by_one),
         (5, batch_raises),

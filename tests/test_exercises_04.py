@@ -128,6 +128,16 @@ def crunch_all_submitted(iterations: int, jobs: int) -> list[int]:
     return [future.result() for future in futures]
 
 
+@flow(task_runner=ProcessPoolTaskRunner(max_workers=2))
+def crunch_all_result_after_each_submit(iterations: int, jobs: int) -> list[int]:
+    return [crunch_task.submit(iterations).result() for _ in range(jobs)]
+
+
+@flow(task_runner=ProcessPoolTaskRunner(max_workers=2))
+async def crunch_all_async_flow(iterations: int, jobs: int) -> list[int]:
+    return crunch_task.map([iterations] * jobs).result()
+
+
 @pytest.mark.parametrize(
     ("number", "wrong", "expected_message"),
     [
@@ -149,6 +159,7 @@ def crunch_all_submitted(iterations: int, jobs: int) -> list[int]:
         (5, crunch_all_threads, "ran in this process"),
         (5, crunch_all_one_process, "twice in a row the task runs ran in 1 worker process"),
         (5, crunch_all_called_directly, "ProcessPoolTaskRunner runs only the tasks you .submit() or .map()"),
+        (5, crunch_all_result_after_each_submit, "submit or map every job before collecting any result"),
     ],
     ids=lambda value: getattr(value, "__name__", str(value))[:30],
 )
@@ -166,6 +177,7 @@ def test_wrong_answers_are_rejected_twice_alike(graded, fresh_demo_api, number, 
         (3, conditions_four_threads_submitted),
         (4, conditions_task_group),
         (5, crunch_all_submitted),
+        (5, crunch_all_async_flow),
     ],
     ids=lambda value: getattr(value, "__name__", str(value))[:30],
 )

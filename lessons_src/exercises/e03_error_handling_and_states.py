@@ -117,6 +117,13 @@ def _run_quietly(flow: Any, *args: Any, **kwargs: Any) -> tuple[Any, State]:
         return run_flow(flow, *args, **kwargs)
 
 
+def _order_ids(value: Any) -> list[Any] | None:
+    """Return the 'id' of each order in a list of dicts, or None when `value` is not a list of dicts only."""
+    if isinstance(value, list) and all(isinstance(item, dict) for item in value):
+        return [item.get("id") for item in value]
+    return None
+
+
 def _is_state_list(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(item, State) for item in value)
 
@@ -167,7 +174,8 @@ def _grade_fetch_all(answer: Any) -> str:
         )
         raise CheckFailed(
             f"with one URL answering 500 the flow ended {state.name} although the server recorded {failed_runs} "
-            "Failed task run(s): its futures were never waited for or returned. Call .result() on each future."
+            "Failed task run(s): nothing in the flow raised the failure or returned it (dropping the futures, "
+            "wait() alone, or .result(raise_on_failure=False) all hide it). Call .result() on each future."
         )
     repeated = {i: n for i in (1, 2, 3) if (n := api.stats().attempts(f"ex2-{tag}-fail-{i}")) > 1}
     expect(not repeated, f"with one URL answering 500 the demo API saw repeated calls {repeated}; expected 1 per URL")
@@ -182,8 +190,9 @@ def _grade_fetch_all(answer: Any) -> str:
             "[future.result() for future in futures]: the values, and a failed one still raises in the flow."
         )
     expect(
-        isinstance(value, list) and [v.get("id") if isinstance(v, dict) else v for v in value] == [1, 2, 3],
-        f"fetch_all returned {short(value)}; expected the three orders (dicts with ids 1, 2, 3), in order",
+        _order_ids(value) == [1, 2, 3],
+        f"fetch_all returned {short(value)}; expected the three JSON bodies themselves (dicts with ids 1, 2, 3), in "
+        "order",
     )
     attempts = {i: api.stats().attempts(f"ex2-{tag}-ok-{i}") for i in (1, 2, 3)}
     expect(all(n == 1 for n in attempts.values()), f"the demo API saw these calls per URL: {attempts}; expected 1 each")
@@ -202,8 +211,9 @@ def _grade_orders_with_report(answer: Any) -> str:
     expect(isinstance(value, dict), f"the flow returned {short(value)}; expected a dict with 'orders' and 'failed'")
     orders, failed = value.get("orders"), value.get("failed")
     expect(
-        isinstance(orders, list) and [o.get("id") for o in orders if isinstance(o, dict)] == [1, 2, 3],
-        f"value['orders'] is {short(orders)}; expected the orders with ids 1, 2, 3, in that order",
+        _order_ids(orders) == [1, 2, 3],
+        f"value['orders'] is {short(orders)}; expected only the orders that arrived (dicts with ids 1, 2, 3), in "
+        "that order",
     )
     keys = sorted(failed, key=str) if isinstance(failed, dict) else None
     expect(
@@ -255,15 +265,20 @@ def _grade_nightly_orders(answer: Any) -> str:
     if len(failures) == before:
         logs = flow_run_logs(state, contains="while running hook", timeout=3.0)
         hook_errors = [m for m in logs if "error was encountered while running hook" in m]
-        raise CheckFailed(
-            "the run ended Failed but FAILURES is unchanged. "
-            + (
+        hooks_ran = [m for m in logs if "finished running successfully" in m]
+        if hook_errors:
+            reason = (
                 f"Prefect logged: '{without_traceback(hook_errors[0])}'. A flow hook is called as hook(flow, flow_run, "
                 "state)."
-                if hook_errors
-                else "No hook ran: pass it as @flow(on_failure=[record_failure])."
             )
-        )
+        elif hooks_ran:
+            reason = (
+                f"Prefect logged '{hooks_ran[0]}', so your hook ran, but it did not append to the list you passed "
+                "to ex.check: append to that same FAILURES list."
+            )
+        else:
+            reason = "No hook ran: pass it as @flow(on_failure=[record_failure])."
+        raise CheckFailed("the run ended Failed but FAILURES is unchanged. " + reason)
     expect(len(failures) == before + 1, f"one failed run added {len(failures) - before} entries; expected 1")
     entry, recorded = failures[-1], read_flow_run(state)
     expect(isinstance(entry, dict), f"the new entry is {short(entry)}; expected a dict")
@@ -295,8 +310,9 @@ def _grade_checked_batch(answer: Any) -> str:
         "Completed: up to max_failures failures are allowed",
     )
     expect(
-        isinstance(value, list) and [o.get("id") for o in value if isinstance(o, dict)] == [1, 2, 3],
-        f"with 1 failure the flow returned {short(value)}; expected the 3 orders that arrived (ids 1, 2, 3)",
+        _order_ids(value) == [1, 2, 3],
+        f"with 1 failure the flow returned {short(value)}; expected only the 3 orders that arrived (dicts with ids "
+        "1, 2, 3)",
     )
     before = api.stats().total
     value, state = _run_quietly(answer, [1, 997, 998, 999, 2], max_failures=1)
@@ -320,10 +336,11 @@ def _grade_checked_batch(answer: Any) -> str:
         "Completed. Compare the failures with the max_failures argument, not with a fixed number.",
     )
     expect(
-        isinstance(value, list) and [o.get("id") for o in value if isinstance(o, dict)] == [1, 2],
-        f"with max_failures=3 the flow returned {short(value)}; expected the 2 orders that arrived (ids 1, 2)",
+        _order_ids(value) == [1, 2],
+        f"with max_failures=3 the flow returned {short(value)}; expected only the 2 orders that arrived (dicts with "
+        "ids 1, 2)",
     )
-    return f"Completed under the threshold; Failed above it with '{short(message)[1:60]}...'; max_failures is obeyed."
+    return f"Completed under the threshold; Failed above it with {short(message)}; max_failures is obeyed."
 
 
 EXERCISES = ExerciseSet(

@@ -49,7 +49,7 @@ def runner_choices() -> dict[str, str]:
     }
 
 
-HTTP = httpx.Client(timeout=10)  # shared by every call: creating a client costs ~30 ms of CPU (lesson 04)
+HTTP = httpx.Client(timeout=10)  # shared by every call: creating a client costs milliseconds of CPU (lesson 04)
 
 
 @task
@@ -311,7 +311,13 @@ def _grade_cpu(answer: Any) -> str:
         # sibling is ready. Only an outcome seen twice in a row counts against the answer.
     expect(
         len(workers) >= 2,
-        f"twice in a row the task runs ran in {len(workers)} worker process ({short(workers)}); use two, one per core",
+        f"twice in a row the task runs ran in {len(workers)} worker process ({short(workers)}); use two, one per core"
+        + (
+            f", and run them together: at most {peak} ran at a time, so submit or map every job before collecting "
+            "any result (a .result() right after each .submit() waits for that job first)"
+            if peak < 2
+            else ""
+        ),
     )
     expect(
         peak >= 2,
