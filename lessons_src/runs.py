@@ -1,4 +1,4 @@
-"""Read back what Prefect recorded about a flow run's task runs, through the Prefect client."""
+"""Read back what Prefect recorded (task runs, logs, events) through the Prefect client."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from prefect.client.schemas.objects import FlowRun, TaskRun
 from prefect.client.schemas.sorting import TaskRunSort
 from prefect.states import State
 
-from lessons_src.tolerances import RECORDING_QUIET_S
+from lessons_src.tolerances import EVENTS_QUIET_S, RECORDING_QUIET_S
 
 T = TypeVar("T")
 
@@ -180,4 +180,31 @@ def flow_run_logs(run: State | FlowRun | UUID | str, contains: str | None = None
             messages = [log.message for log in client.read_logs(log_filter=log_filter)]
             if contains is None or any(contains in m for m in messages) or time.monotonic() > deadline:
                 return messages
+            time.sleep(0.2)
+
+
+def recorded_events(event: str, resource_id: str, since: datetime, expected: int, timeout: float = 10.0) -> list[Any]:
+    """Return the events named `event` about resource `resource_id` since `since`, once `expected` are recorded.
+
+    Events reach the server's database in batches (the event persister flushes every
+    `PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL` s). Fewer are returned when the count stays the same for
+    EVENTS_QUIET_S, or after `timeout` s.
+    """
+    from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter, EventResourceFilter
+
+    event_filter = EventFilter(
+        occurred=EventOccurredFilter(since=since),
+        event=EventNameFilter(name=[event]),
+        resource=EventResourceFilter(id=[resource_id]),
+    )
+    started = changed = time.monotonic()
+    found: list[Any] = []
+    with get_client(sync_client=True) as client:
+        while True:
+            latest = client.read_events(event_filter, limit=50).events  # the most one page holds
+            now = time.monotonic()
+            if len(latest) != len(found):
+                found, changed = latest, now
+            if len(found) >= expected or now - changed >= EVENTS_QUIET_S or now - started >= timeout:
+                return found
             time.sleep(0.2)

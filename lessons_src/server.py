@@ -38,10 +38,12 @@ PORT_ATTEMPTS = 3  # a port found free can be taken by another start before ours
 # the limit's average slot occupancy, capped at `tag_concurrency_slot_wait_seconds` (Prefect's default is 10 s; the
 # classroom value is 0.5 s), with Poisson jitter (0.75-1.3 times it). The task-run recorder keeps Prefect's default
 # (one transaction per task-run event): batching it delays task-run records by up to a second, which readers that do
-# not know how many task runs to expect cannot wait for.
+# not know how many task runs to expect cannot wait for. Events are written in batches, at the latest every
+# `event_persister.flush_interval` s (Prefect's default 5 s; 1 s here, so checks and lessons read them back sooner).
 SERVER_SETTINGS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_SERVER_TASKS_TAG_CONCURRENCY_SLOT_WAIT_SECONDS": "0.5",
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL": "1",
     "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
 }
 

@@ -4,7 +4,8 @@ import uuid
 import pytest
 from prefect import flow, task
 
-from lessons_src.runs import flow_run_id_of, flow_run_logs, peak_overlap, read_flow_run, task_runs
+from lessons_src.runs import flow_run_id_of, flow_run_logs, peak_overlap, read_flow_run, recorded_events, task_runs
+from lessons_src.tolerances import EVENTS_QUIET_S
 
 
 @task
@@ -108,3 +109,20 @@ def test_or_fewer_returns_what_is_recorded_instead_of_raising(course_server):
     assert len(runs) == 2, f"{len(runs)} task runs; the flow made 2"
     with pytest.raises(TimeoutError, match="2 task runs recorded"):
         task_runs(state, expected=5, timeout=1.0)
+
+
+def test_recorded_events_waits_for_the_expected_count_and_returns_fewer_after_the_timeout(course_server):
+    from datetime import UTC, datetime
+
+    from prefect.events import emit_event
+
+    since, resource = datetime.now(UTC), f"course.test.{uuid.uuid4().hex}"
+    for _ in range(3):
+        emit_event("course.test.ping", resource={"prefect.resource.id": resource})
+    found = recorded_events("course.test.ping", resource, since, expected=3, timeout=15)
+    assert len(found) == 3, f"{len(found)} of 3 emitted events recorded within 15 s"
+    assert recorded_events("course.test.ping", resource, since, expected=4, timeout=0.5) == found
+    started = time.monotonic()
+    assert recorded_events("course.test.other", resource, since, expected=1, timeout=30) == []
+    waited = time.monotonic() - started
+    assert EVENTS_QUIET_S <= waited < 10, f"waited {waited:.1f} s for events that never come; expected about 3 s"
