@@ -1,6 +1,7 @@
 """Each check of pair 05 rejects plausible wrong answers, saying why, and accepts right answers unlike the reference,
 with the same verdict when run twice (limits, leases and variables left by the first run must not count)."""
 
+import time
 from uuid import UUID
 
 import httpx
@@ -11,7 +12,7 @@ from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalC
 from prefect.concurrency.asyncio import concurrency as async_concurrency
 from prefect.concurrency.asyncio import rate_limit as async_rate_limit
 from prefect.concurrency.sync import concurrency
-from prefect.exceptions import ObjectNotFound
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.variables import Variable
 
@@ -119,6 +120,19 @@ def read_then_create_or_update(name: str, size: int) -> None:
             client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(limit=size))
 
 
+def update_only(name: str, size: int) -> None:
+    with get_client(sync_client=True) as client:
+        client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(limit=size))
+
+
+def create_or_update_on_conflict(name: str, size: int) -> None:
+    with get_client(sync_client=True) as client:
+        try:
+            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=size))
+        except ObjectAlreadyExists:
+            client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(limit=size))
+
+
 # ---- exercise 3: concurrency() across flow runs ----
 
 
@@ -131,6 +145,19 @@ def get_order_unlimited(order_id: int) -> int:
 def get_order_typo(order_id: int) -> int:
     with concurrency(ORDERS_LIMIT + "s"):  # a typo, and strict=False: a warning, then no limit at all
         return httpx.get(order_url(order_id), timeout=10).status_code
+
+
+@task
+def get_order_response(order_id: int) -> httpx.Response:
+    with concurrency(ORDERS_LIMIT, strict=True):
+        return httpx.get(order_url(order_id), timeout=10)
+
+
+@task
+def get_order_limited_by_list(order_id: int) -> int:
+    with concurrency(names=[ORDERS_LIMIT], strict=True, timeout_seconds=30):
+        response = httpx.get(order_url(order_id), timeout=10)
+    return response.status_code
 
 
 @task
@@ -187,6 +214,12 @@ async def good_rate_async(name: str) -> None:
 
 @task
 def get_order_unpaced(order_id: int) -> int:
+    return httpx.get(order_url(order_id, delay=0.1), timeout=10).status_code
+
+
+@task
+def get_order_paced_by_sleeping(order_id: int) -> int:
+    time.sleep(0.35 * order_id)  # 5 calls about 0.35 s apart, under the service's 4 per second: paced, but by luck
     return httpx.get(order_url(order_id, delay=0.1), timeout=10).status_code
 
 
@@ -301,6 +334,15 @@ def fetch_in_one_by_one(environment: str, ids: list[int]) -> list[int]:
     return [get_order_within(order_id, limit_name) for order_id in ids]
 
 
+@flow
+async def fetch_in_async_without_await(environment: str, ids: list[int]) -> list[int]:
+    limit_name = f"course-05x-orders-{environment}"
+    allowed = Variable.get(LIMITS_VARIABLE)[environment]  # a coroutine in an async flow: not awaited
+    async with get_client() as client:
+        await client.upsert_global_concurrency_limit_by_name(limit_name, allowed)
+    return get_order_within.map(ids, limit_name=unmapped(limit_name)).result()
+
+
 def answer_id(value):
     if isinstance(value, tuple):
         return "(" + ", ".join(getattr(v, "__name__", "?") for v in value) + ")"
@@ -317,15 +359,18 @@ def answer_id(value):
         (2, create_inactive, "created inactive"),
         (2, create_if_missing_only, "expected 2"),
         (2, delete_and_create, "deleted the limit and created a new one"),
-        (3, get_order_unlimited, "answered 429"),
-        (3, get_order_typo, "answered 429"),
+        (2, update_only, "raised ObjectNotFound: expected it to create the limit"),
+        (3, get_order_unlimited, "slot(s) taken"),
+        (3, get_order_typo, "slot(s) taken"),
         (3, get_order_not_strict, "Pass strict=True"),
+        (3, get_order_response, "expected 3 statuses of 200 each"),
         (3, get_order_whole_limit, "occupy=1"),
         (3, get_order_plain, "should be a Prefect task"),
         (4, (rate_as_seconds, get_order_paced), "not seconds between calls"),
         (4, (rate_without_decay, get_order_paced), "without slot_decay_per_second"),
         (4, (rate_in_a_burst, get_order_paced), "Keep limit + slot_decay_per_second at most 4.5"),
-        (4, (good_rate, get_order_unpaced), "answered 429"),
+        (4, (good_rate, get_order_unpaced), "slot(s) taken"),
+        (4, (good_rate, get_order_paced_by_sleeping), "slot(s) taken"),
         (4, get_order_paced, "pass a pair"),
         (5, set_the_count_to_zero, "is still on the server"),
         (5, decrement_without_the_lease, "is still on the server"),
@@ -338,6 +383,7 @@ def answer_id(value):
         (6, fetch_in_stale, "Read the variable inside the flow, at run time"),
         (6, fetch_in_without_the_limit, "no slot of course-05x-orders-dev was ever taken"),
         (6, fetch_in_never_creating_it, "must be created before acquiring slots"),
+        (6, fetch_in_async_without_await, "In an async flow, await Variable.get"),
     ],
     ids=answer_id,
 )
@@ -352,7 +398,9 @@ def test_wrong_answers_are_rejected_twice_alike(graded, course, number, wrong, e
         (1, fetch_capped_async),
         (2, ensure_async),
         (2, read_then_create_or_update),
+        (2, create_or_update_on_conflict),
         (3, get_order_limited_async),
+        (3, get_order_limited_by_list),
         (4, (good_rate_async, get_order_paced_async)),
         (5, release_async),
         (5, release_with_prefects_own_helper),

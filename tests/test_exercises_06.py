@@ -96,6 +96,11 @@ async def weather_expiring_input_hash_async(city: str, key: str) -> dict:
     return get_weather(city, key)
 
 
+@task(cache_policy=INPUTS + TASK_SOURCE, cache_expiration=timedelta(0, 1))
+def weather_expiring_with_source(city: str, key: str) -> dict:
+    return get_weather(city, key)
+
+
 @task(persist_result=True)
 def forecast_default_persisted(city: str, key: str) -> dict:
     return get_weather(city, key, delay=0.2)
@@ -120,6 +125,7 @@ def forecast_keyed_on_flow_run(city: str, key: str) -> dict:
         (3, weather_key_lambda_with_context),
         (4, weather_expires_in_1000_ms),
         (4, weather_expiring_input_hash_async),
+        (4, weather_expiring_with_source),
         (5, forecast_default_persisted),
         (5, forecast_keyed_on_flow_run),
     ],
@@ -276,6 +282,8 @@ def weather_key_fn_one_argument(city: str, key: str) -> dict:
         (3, weather_key_with_a_typo, "your code raised KeyError: 'City'"),
         (4, weather_inputs, "should have expired"),
         (4, weather_expires_too_late, "should have expired"),
+        (4, weather_expires_too_late, "Your cache_expiration of 600 s keeps it longer"),
+        (4, weather_inputs, "without it an entry never expires"),
         (4, weather_expires_at_once, "right after the first"),
         (4, weather_expires_too_soon, "the exercise asks for 1 second"),
         (4, weather_expiring_source_only, "'cairo' ended Cached"),
@@ -290,3 +298,13 @@ def weather_key_fn_one_argument(city: str, key: str) -> dict:
 def test_wrong_answers_are_rejected_twice_alike(graded, demo_api, number, wrong, expected_message):
     outcome = graded(EX, number, wrong)
     assert outcome.status == "failed" and expected_message in outcome.message, outcome
+
+
+@task(cache_key_fn=lambda context, parameters: f"{parameters['city'].strip().lower()}/{parameters['key']}")
+def weather_key_as_a_path(city: str, key: str) -> dict:
+    return get_weather(city, key)
+
+
+def test_exercise_3_lists_each_key_it_wrote_even_a_key_with_a_slash(graded, demo_api):
+    outcome = graded(EX, 3, weather_key_as_a_path)
+    assert outcome.status == "passed" and "'cairo/ex06-" in outcome.message, outcome

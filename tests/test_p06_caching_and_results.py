@@ -5,7 +5,7 @@ import uuid
 import httpx
 import pytest
 
-from lessons_src.pairs.p06_caching_and_results import client_retry_waits, get_weather, weather_calls
+from lessons_src.pairs.p06_caching_and_results import get_weather, weather_calls
 
 
 def test_get_weather_counts_each_request_under_its_key(course_server):
@@ -25,12 +25,3 @@ def test_fail_first_fails_the_first_call_only(course_server):
     with pytest.raises(httpx.HTTPStatusError):
         get_weather("paris", key, fail_first=1)
     assert get_weather("paris", key, fail_first=1)["city"] == "Paris"
-
-
-def test_client_retry_waits_adds_the_waits_prefect_announced():
-    messages = [
-        "Received response with retryable status code 503. Another attempt will be made in 1.87s. This is attempt 1/6.",
-        "Encountered retryable exception during request. Another attempt will be made in 4s. This is attempt 2/6.",
-    ]
-    assert client_retry_waits(messages) == pytest.approx(5.87)
-    assert client_retry_waits([]) == 0

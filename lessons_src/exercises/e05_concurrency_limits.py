@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -36,7 +37,7 @@ from lessons_src.checks import (
 from lessons_src.demo_api import DemoAPI, DemoStats, start_demo_api
 from lessons_src.logs import quiet_console
 from lessons_src.pairs.p05_concurrency_limits import delete_limit, ensure_limit, lease_exists, max_in_window, read_limit
-from lessons_src.runs import task_runs
+from lessons_src.runs import recorded_events, task_runs
 
 PREFIX = "course-05x-"
 ORDERS_LIMIT = PREFIX + "orders"
@@ -45,6 +46,7 @@ STUCK_LIMIT = PREFIX + "stuck"
 LIMITS_VARIABLE = PREFIX + "orders-limits"
 DELAY = 0.6
 SERVICE_PER_SECOND = 4  # exercise 4: the service's rate limit
+EVENTS_WAIT_S = 10.0  # at most, for slot events (runs.recorded_events stops sooner once their count stays put)
 LOST = "(a return value the server did not hand back)"
 api = start_demo_api()
 
@@ -191,7 +193,14 @@ def _grade_ensure_orders_limit(answer: Any) -> str:
     require_signature(answer, (name, 3), "ensure_orders_limit", "two arguments, the limit's name and its size")
     delete_limit(name)
     try:
-        call_answer(answer, name, 3)
+        try:
+            call_answer(answer, name, 3)
+        except ObjectNotFound:
+            raise CheckFailed(
+                f"the first call, with no limit named {name!r} on the server yet, raised ObjectNotFound: expected it "
+                "to create the limit. Create it when it is missing and update it when it exists (or use "
+                "client.upsert_global_concurrency_limit_by_name)."
+            ) from None
         first = read_limit(name)
         expect(first is not None, f"after ensure_orders_limit({name!r}, 3) the server has no limit named {name!r}")
         expect(first.limit == 3, f"after ensure_orders_limit({name!r}, 3) the server's limit allows {first.limit}")
@@ -236,18 +245,33 @@ def _fan_out_twice(answer: Any, ids: list[int]) -> list[tuple[Any, Any]]:
 def _grade_get_order_limited(answer: Any) -> str:
     require_task(answer, "get_order_limited")
     require_signature(answer, (1,), "get_order_limited", "one argument, the order id")
-    ensure_limit(ORDERS_LIMIT, 2)
+    limit = ensure_limit(ORDERS_LIMIT, 2)
     service = _fresh_service(max_in_flight=2)
+    started = datetime.now(UTC)
     runs = _fan_out_twice(answer, [1, 2, 3])
     stats = service.stats()
     for value, state in runs:
         expect(state.is_completed(), f"a flow run ended {state.name}: {_what(value)}")
+    # each slot taken is an event on the server: requests that took none were kept apart by luck (a slow machine)
+    taken = recorded_events(
+        "prefect.concurrency-limit.acquired", f"prefect.concurrency-limit.{limit.id}", started, 6, EVENTS_WAIT_S
+    )
+    expect(
+        len(taken) >= 6,
+        f"the server recorded {len(taken)} slot(s) taken from {ORDERS_LIMIT!r} for 6 requests: hold a slot of that "
+        f"limit around each request with concurrency({ORDERS_LIMIT!r}, strict=True) (with strict=True a misspelled "
+        "name is an error instead of no limit at all).",
+    )
     expect(
         stats.rejected == 0,
         f"with two flow runs at once the service recorded {_describe(stats)}. Hold a slot of the limit "
         f"{ORDERS_LIMIT!r} around the request with concurrency({ORDERS_LIMIT!r}, ...).",
     )
-    expect(all(_all_ok(value, 3) for value, _ in runs), f"the runs returned {[short(v) for v, _ in runs]}")
+    expect(
+        all(_all_ok(value, 3) for value, _ in runs),
+        f"the runs returned {[short(v) for v, _ in runs]}; expected 3 statuses of 200 each: return the response's "
+        "status_code, a number",
+    )
     expect(
         stats.peak_in_flight >= 2,
         f"the service recorded {_describe(stats)}: safe, but one at a time although the limit has 2 slots. "
@@ -324,10 +348,20 @@ def _grade_rate(answer: Any) -> str:
         return paced_task.map(ids).result()
 
     service = _fresh_service(max_per_second=SERVICE_PER_SECOND)
+    started = datetime.now(UTC)
     value, state = _run_quietly(paced, list(range(1, calls + 1)))
     stats = service.stats()
     arrivals = sorted(r["arrived"] for r in stats.requests)
     expect(state.is_completed(), f"the flow run ended {state.name}: {_what(value)}")
+    # each slot taken is an event on the server: calls that never took one were paced by luck (a slow machine)
+    taken = recorded_events(
+        "prefect.concurrency-limit.acquired", f"prefect.concurrency-limit.{made.id}", started, calls, EVENTS_WAIT_S
+    )
+    expect(
+        len(taken) >= calls,
+        f"the server recorded {len(taken)} slot(s) taken from {RATE_LIMIT!r} for {calls} calls: take one before each "
+        f"request, with rate_limit({RATE_LIMIT!r}, strict=True) as the task's first line.",
+    )
     expect(
         stats.rejected == 0,
         f"the service ({SERVICE_PER_SECOND} per second) recorded {_describe(stats)}, up to "
@@ -420,6 +454,8 @@ def _run_in(answer: Any, environment: str, ids: list[int], service_allows: int) 
     with _slots_taken(limit_name) as seen:
         value, state = _run_quietly(answer, environment, ids)
     missing = " Create or update the limit, from the variable, before fetching." if "created" in str(value) else ""
+    if "coroutine" in str(value):
+        missing = " In an async flow, await Variable.get(...) and the async client's calls."
     expect(state.is_completed(), f"fetch_in({environment!r}, {ids}) ended {state.name}: {_what(value)}.{missing}")
     return value, service.stats(), read_limit(limit_name), max(seen, default=0)
 
@@ -432,7 +468,8 @@ def _grade_fetch_in(answer: Any) -> str:
     expect(
         dev_limit is not None and dev_limit.limit == 1,
         f"after the dev run the server's limit {PREFIX}orders-dev is {_describe_limit(dev_limit)}; the variable "
-        "says dev allows 1. Read Variable.get(...)['dev'] inside the flow and create or update the limit to it.",
+        "says dev allows 1. Read Variable.get(...)['dev'] inside the flow and create or update the limit named "
+        f"f'{PREFIX}orders-{{environment}}' to it.",
     )
     expect(
         dev_taken >= 1,
@@ -453,7 +490,9 @@ def _grade_fetch_in(answer: Any) -> str:
     )
     expect(prod.rejected == 0, f"in prod the service recorded {_describe(prod)}; prod allows 2")
     expect(
-        _all_ok(dev_value, 2) and _all_ok(prod_value, 3), f"the runs returned {short(dev_value)}, {short(prod_value)}"
+        _all_ok(dev_value, 2) and _all_ok(prod_value, 3),
+        f"the runs returned {short(dev_value)}, {short(prod_value)}; expected 2 and 3 statuses of 200: return the "
+        "tasks' results, e.g. get_order_within.map(...).result()",
     )
     return (
         f"dev ran under a limit of 1 ({_describe(dev)}); prod, changed to 2 in the variable, ran under a limit of 2 "

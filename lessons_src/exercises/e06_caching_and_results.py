@@ -282,7 +282,7 @@ def _grade_any_case(answer: Any) -> str:
                 raise raised[0]  # Prefect only logged it; the framework reports it with the learner's line
             wrong = [k for k in returned if k is not None and not isinstance(k, str)]
             expect(not wrong, f"your cache_key_fn returned {short(wrong[:1])[1:-1]}; a cache key must be a str")
-        written = sorted(p.name for p in cache.iterdir())
+        written = sorted(p.relative_to(cache).as_posix() for p in cache.rglob("*") if p.is_file())
     counts = weather_calls(key), weather_calls(other_key)
     expect(
         states[3] == "Completed" and _city(values[3]) == "Cairo",
@@ -326,12 +326,17 @@ def _grade_expiration(answer: Any) -> str:
         f"the call for 'cairo' ended {states[2]} and returned {_city(values[2])}'s weather; expected Completed "
         "with Cairo's: cache by inputs (INPUTS).",
     )
+    lifetime = answer.cache_expiration  # Prefect stamps each record with now + cache_expiration (task_engine.py)
     expect(
         states[3] == "Completed" and calls == 3,
         f"the call 1.5 s later ended {states[3]} ({calls} requests in all); expected Completed: the entry should "
-        "have expired after 1 second. Set cache_expiration.",
+        "have expired after 1 second. "
+        + (
+            "Set cache_expiration=timedelta(seconds=1): without it an entry never expires."
+            if lifetime is None
+            else f"Your cache_expiration of {lifetime.total_seconds():g} s keeps it longer; set it to 1 second."
+        ),
     )
-    lifetime = answer.cache_expiration  # Prefect stamps each record with now + cache_expiration (task_engine.py)
     expect(
         lifetime == timedelta(seconds=1),
         f"cache_expiration is {short(lifetime)} ({lifetime.total_seconds():g} s); the exercise asks for 1 second",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from functools import cache
 from typing import Any
 
@@ -30,8 +29,3 @@ def get_weather(city: str, key: str, delay: float = 0.0, fail_first: int = 0) ->
 def weather_calls(key: str) -> int:
     """Return how many requests carrying `key` reached the demo API since its last reset."""
     return _api().stats().attempts(key)
-
-
-def client_retry_waits(messages: list[str]) -> float:
-    """Return the seconds Prefect's client said it would wait before retrying, summed over its retry messages."""
-    return sum(float(seconds) for message in messages for seconds in re.findall(r"will be made in ([\d.]+)s", message))
