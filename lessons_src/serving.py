@@ -26,11 +26,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from lessons_src.paths import course_home, repo_root
 from lessons_src.processes import detached, log_tail, pid_alive, terminate
 
 RUNNER_POLL_SECONDS = 1  # Prefect's default is 10 s between the runner's checks for runs to start
 READY_TIMEOUT_S = 90.0
+# How a serve process's flow-run children show in their command line: `python -m prefect.engine` for a flow loaded
+# from its file, multiprocessing's `spawn_main` when the runner holds the flow object itself
+FLOW_RUN_COMMANDS = ("prefect.engine", "spawn_main")
 _STARTED: list[ServeProcess] = []
 
 
@@ -146,6 +151,32 @@ class ServeProcess:
                         f"{log_tail(self.log_path)}"
                     )
                 time.sleep(0.2)
+
+    def flow_run_pids(self) -> set[int]:
+        """Return the process ids of the flow runs this serve process is executing now."""
+        if not self.running:
+            return set()
+        pids = set()
+        for child in psutil.Process(self.pid).children(recursive=True):
+            try:
+                if any(word in " ".join(child.cmdline()) for word in FLOW_RUN_COMMANDS):
+                    pids.add(child.pid)
+            except psutil.Error:  # it exited meanwhile
+                continue
+        return pids
+
+    def wait_for_flow_runs(self, timeout: float = 30.0) -> float:
+        """Wait until the flow-run processes running now have exited; return the seconds waited.
+
+        A run is Completed on the server seconds before its process exits (it still joins its heartbeat thread and
+        sends its last logs and events). A stop in between cancels it, and the runner writes Cancelled over Completed
+        (`StateProposer.propose_cancelled` forces the state).
+        """
+        started = time.monotonic()
+        finishing = self.flow_run_pids()
+        while finishing & self.flow_run_pids() and time.monotonic() - started < timeout:
+            time.sleep(0.2)
+        return time.monotonic() - started
 
     def stop(self, grace: float = 10.0) -> int | None:
         """Stop it and its flow runs (SIGTERM, then SIGKILL after `grace` s); return its exit status.

@@ -206,6 +206,32 @@ def revenue_without_page_size(url: str) -> float:
     return 0.0
 
 
+@task(retries=1)
+def fetch_total_as_a_task(url: str) -> int:
+    return _total(url)
+
+
+@flow
+def report_with_a_retrying_task(url: str) -> int:
+    return fetch_total_as_a_task(url)
+
+
+@flow
+async def order_count_async_child(url: str) -> int:
+    return _total(url)
+
+
+@flow
+async def nightly_not_awaiting(url: str) -> str:
+    return f"{order_count_async_child(url)} orders"  # the learner forgot await
+
+
+@flow
+def refresh_returning_states(cities: list[str], url: str) -> list[str]:
+    cleared = clear_cache.submit()
+    return [future.state for future in warm.map(cities, url, wait_for=[cleared])]
+
+
 @pytest.mark.parametrize(
     ("number", "wrong", "expected_message"),
     [
@@ -233,6 +259,9 @@ def revenue_without_page_size(url: str) -> float:
         (5, refresh_returning_futures, "not the city names"),
         (5, refresh_sorted, "in the order of cities"),
         (5, refresh_mapping_nothing, "your code raised MappingMissingIterable"),
+        (2, report_with_a_retrying_task, "recorded 0 subflow runs under report; expected 1: make fetch_total a @flow"),
+        (1, nightly_not_awaiting, "an async subflow returns a coroutine; make nightly async and await it"),
+        (5, refresh_returning_states, "Prefect states or futures, not the city names"),
     ],
     ids=lambda value: getattr(value, "__name__", str(value))[:30],
 )
@@ -312,6 +341,23 @@ async def refresh_async_keywords(cities: list[str], url: str) -> list[str]:
     return warm.map(city=cities, url=url, wait_for=[cleared]).result()
 
 
+@flow
+def report_with_two_retries(url: str) -> int:
+    return fetch_total_no_retries.with_options(retries=2)(url)
+
+
+@flow
+def refresh_waiting_for_one_future(cities: list[str], url: str) -> list[str]:
+    cleared = clear_cache.submit()
+    return warm.map(cities, url, wait_for=cleared).result()  # wait_for also takes a single future
+
+
+@flow
+def refresh_clearing_first(cities: list[str], url: str) -> list[str]:
+    clear_cache()  # a plain call returns once the task has ended: order without wait_for
+    return list(warm.map(cities, url).result())
+
+
 @pytest.mark.parametrize(
     ("number", "right"),
     [
@@ -323,6 +369,9 @@ async def refresh_async_keywords(cities: list[str], url: str) -> list[str]:
         (4, revenue_async_with_unmapped),
         (5, refresh_with_submit),
         (5, refresh_async_keywords),
+        (2, report_with_two_retries),
+        (5, refresh_waiting_for_one_future),
+        (5, refresh_clearing_first),
     ],
     ids=lambda value: getattr(value, "__name__", str(value))[:30],
 )

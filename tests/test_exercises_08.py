@@ -179,6 +179,11 @@ def spec_name_as_a_list():
     return DeploymentSpec("served_pipeline.py:say_hello", "ex08-hello-default", options)
 
 
+def spec_path_from_the_repository():
+    options = {"parameters": {"name": "class"}, "tags": ["course"]}
+    return DeploymentSpec("flows/served_pipeline.py:say_hello", "ex08-hello-default", options)
+
+
 def spec_as_a_tuple():
     return ("served_pipeline.py:say_hello", "ex08-hello-default", {"parameters": {"name": "class"}})
 
@@ -212,6 +217,7 @@ def spec_as_a_tuple():
         (4, spec_module_entrypoint, "names no flow file under flows/"),
         (4, spec_name_as_a_list, "Failure reason: ['class'] is not of type 'string'"),
         (4, spec_as_a_tuple, "should be DeploymentSpec"),
+        (4, spec_path_from_the_repository, "with the file's path inside flows/, here 'served_pipeline.py:say_hello'"),
     ],
     ids=lambda value: getattr(value, "__name__", str(value))[:30],
 )

@@ -29,6 +29,8 @@ def test_a_serve_process_registers_its_deployments_and_stops(course_server):
         recorded = deployments["add-up/test-serving-sum"]
         assert recorded.parameters == {"numbers": [2, 3]}
         assert recorded.schedules[0].schedule.interval == timedelta(hours=6)  # a timedelta arrives as one
+        assert process.flow_run_pids() == set(), "no run was started, so no flow-run process runs"
+        assert process.wait_for_flow_runs() < 1.0, "with no flow run in flight there is nothing to wait for"
     # Prefect's runner catches SIGTERM, stops and exits normally: the real status, kept by processes.terminate
     assert not process.running and process.process.returncode == 0, serving.exit_status_meaning(
         process.process.returncode

@@ -151,7 +151,12 @@ def _grade_nightly(answer: Any) -> str:
     api = _api()
     value, state = _run(answer, api.url_for("/orders", page_size=1))
     _require_completed(value, state, "the flow run of nightly")
-    expect(value == f"{len(ORDERS)} orders", f"nightly returned {short(value)}; expected '{len(ORDERS)} orders'")
+    unawaited = isinstance(value, str) and "<coroutine" in value
+    expect(
+        value == f"{len(ORDERS)} orders",
+        f"nightly returned {short(value)}; expected '{len(ORDERS)} orders'"
+        + (": an async subflow returns a coroutine; make nightly async and await it" if unawaited else ""),
+    )
     subflows = subflow_runs(state)
     expect(
         len(subflows) == 1,
@@ -183,11 +188,12 @@ def _grade_report(answer: Any) -> str:
         parent.run_count == 1,
         f"the parent flow run ran {parent.run_count} times; the retry belongs on the subflow, not on report",
     )
-    expect(
-        len(subflows) == 1,
-        f"the server recorded {len(subflows)} subflow runs under report; expected 1: call fetch_total once and let "
-        "its own retries repeat it (a loop in report makes a new subflow run per call)",
+    advice = (
+        "call fetch_total once and let its own retries repeat it (a loop in report makes a new subflow run per call)"
+        if subflows
+        else "make fetch_total a @flow and call it from report (a task, or .fn, makes no subflow run)"
     )
+    expect(len(subflows) == 1, f"the server recorded {len(subflows)} subflow runs under report; expected 1: {advice}")
     expect(
         state.is_completed(),
         f"report ended {state.name}: {short(value)}. Give fetch_total its own retries, @flow(retries=1).",
@@ -292,12 +298,12 @@ def _grade_refresh(answer: Any) -> str:
     api = _api()
     cities = ["tokyo", "oslo", "cairo", "paris"]
     value, state = _run(answer, cities, api.url)
-    _require_completed(value, state, "the flow run of refresh")
-    expect(
+    expect(  # before the state: a list of unfinished states returned from a flow also fails its run
         not (isinstance(value, list) and any(isinstance(v, (State, PrefectFuture)) for v in value)),
         f"refresh returned {short(value)}: Prefect states or futures, not the city names; return the values, "
         "e.g. warm.map(...).result()",
     )
+    _require_completed(value, state, "the flow run of refresh")
     expect(
         value == ["Tokyo", "Oslo", "Cairo", "Paris"],
         f"refresh({cities}) returned {short(value)}; expected the names warm returned, in the order of cities",

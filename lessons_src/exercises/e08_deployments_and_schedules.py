@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
-from pathlib import Path
 from typing import Any
 
 from prefect.client.schemas.schedules import CronSchedule
@@ -356,12 +355,12 @@ def _checked_spec(answer: Any) -> tuple[DeploymentSpec, str]:
     require_type(spec.entrypoint, str, "the entrypoint", "'served_pipeline.py:say_hello'")
     file, _, function = spec.entrypoint.partition(":")
     expect(
-        file.endswith(".py") and (flows_dir() / Path(file).name).is_file() and function.isidentifier(),
-        f"the entrypoint {spec.entrypoint!r} names no flow file under flows/; write 'file.py:function', here "
-        "'served_pipeline.py:say_hello'",
+        file.endswith(".py") and (flows_dir() / file).is_file() and function.isidentifier(),
+        f"the entrypoint {spec.entrypoint!r} names no flow file under flows/; write 'file.py:function' with the file's "
+        "path inside flows/, here 'served_pipeline.py:say_hello'",
     )
     try:
-        flow = load_served_flow(function, Path(file).name)
+        flow = load_served_flow(function, file)
     except MissingFlowError:
         raise CheckFailed(f"flows/{file} has no flow called {function!r}; the greeting flow is say_hello") from None
     require_type(spec.name, str, "the deployment name", "'ex08-hello-default'")
