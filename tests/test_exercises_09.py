@@ -15,6 +15,7 @@ import httpx
 import pandas as pd
 import pytest
 from prefect import flow, task
+from prefect.futures import as_completed, wait
 
 from lessons_src.exercises import exercises
 
@@ -210,6 +211,44 @@ def extract_pages_as_a_list(urls: list[str]) -> list:
     return [item for f in futures if f.wait() is None and f.state.is_completed() for item in f.result()["items"]]
 
 
+@task(retries=3, retry_delay_seconds=0.05)
+def fetch_only_the_items(url: str) -> list:
+    response = httpx.get(url, timeout=10)
+    response.raise_for_status()
+    return response.json()["items"]
+
+
+@flow
+def extract_ignoring_page_size(base_url: str, page_size: int) -> list[dict]:
+    orders, page = [], 1
+    while page is not None:
+        body = fetch_page(f"{base_url}/orders?page={page}")  # the API's default page size, not page_size
+        orders += body["items"]
+        page = body["next_page"]
+    return orders
+
+
+@flow
+def extract_page_bodies(base_url: str, page_size: int) -> list[dict]:
+    bodies, page = [], 1
+    while page is not None:
+        bodies.append(fetch_page(f"{base_url}/orders?page={page}&page_size={page_size}"))
+        page = bodies[-1]["next_page"]
+    return bodies
+
+
+@flow
+def extract_pages_state_after_as_completed(urls: list[str]) -> dict:
+    futures = {fetch_page.submit(url): url for url in urls}
+    items, failed = [], []
+    for future in as_completed(list(futures)):  # yields done futures, but does not set their final state
+        if future.state.is_completed():
+            items += future.result()["items"]
+        else:
+            failed.append(futures[future])
+    return {"items": items, "failed": sorted(failed, key=urls.index)}
+
+
 @pytest.mark.parametrize(
     ("number", "wrong", "expected_message"),
     [
@@ -235,6 +274,10 @@ def extract_pages_as_a_list(urls: list[str]) -> list:
         (5, extract_pages_one_by_one, "served the two good pages one after the other"),
         (5, extract_pages_submit_then_wait_each, "expected them in flight at the same time"),
         (5, extract_pages_as_a_list, "the flow returned a list of 20 items; expected a dict"),
+        (1, fetch_only_the_items, "fetch_page returned a list of 10 items; expected the JSON body"),
+        (2, extract_ignoring_page_size, "Put page_size in every request's URL"),
+        (2, extract_page_bodies, "each a whole page body"),
+        (5, extract_pages_state_after_as_completed, "read future.state only after future.wait()"),
     ],
     ids=lambda value: getattr(value, "__name__", str(value))[:30],
 )
@@ -326,6 +369,38 @@ async def extract_pages_async(urls: list[str]) -> dict:
     }
 
 
+@task(retries=2, retry_delay_seconds=0)
+def fetch_with_a_client(url: str) -> dict:
+    with httpx.Client(timeout=10) as client:
+        response = client.get(url)
+    assert response.status_code == 200, response.status_code
+    return response.json()
+
+
+@flow
+def extract_until_the_last_page(base_url: str, page_size: int) -> list[dict]:
+    orders, page = [], 1
+    while True:
+        body = fetch_page.submit(f"{base_url}/orders?page_size={page_size}&page={page}").result()
+        orders.extend(body["items"])
+        if body["next_page"] is None:
+            return orders
+        page = body["next_page"]
+
+
+@flow
+def extract_pages_catching_each_result(urls: list[str]) -> dict:
+    futures = [(url, fetch_page.submit(url)) for url in urls]
+    wait([future for _, future in futures])
+    pages = {"items": [], "failed": []}
+    for url, future in futures:
+        try:
+            pages["items"] += future.result()["items"]
+        except httpx.HTTPStatusError:
+            pages["failed"].append(url)
+    return pages
+
+
 @pytest.mark.parametrize(
     ("number", "right"),
     [
@@ -338,6 +413,9 @@ async def extract_pages_async(urls: list[str]) -> dict:
         (4, save_async),
         (5, extract_pages_with_map),
         (5, extract_pages_async),
+        (1, fetch_with_a_client),
+        (2, extract_until_the_last_page),
+        (5, extract_pages_catching_each_result),
     ],
     ids=lambda value: getattr(value, "__name__", str(value))[:30],
 )

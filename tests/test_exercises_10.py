@@ -124,6 +124,25 @@ async def limited_async(order_id: int) -> int:
     return response.status_code
 
 
+@task
+def limited_catching_the_missing_limit(order_id: int) -> int:
+    try:
+        with concurrency(ORDERS_LIMIT, strict=True):
+            return _get(order_id).status_code
+    except Exception:  # the strict error is caught: the request goes out unlimited
+        return _get(order_id).status_code
+
+
+def _limited_status(url: str) -> int:
+    with concurrency("course-10x-orders", strict=True), httpx.Client(timeout=10) as client:
+        return client.get(url).status_code
+
+
+@task
+def limited_through_a_helper(order_id: int) -> int:
+    return _limited_status(get_demo_api().url_for(f"/orders/{order_id}", delay=LIMITED_DELAY))
+
+
 # ---- exercise 3: factory-made tasks with their own cache (the given bug: INPUTS + TASK_SOURCE) ----
 
 
@@ -185,6 +204,18 @@ def forecast_by_inputs(city: str, key: str) -> dict:
 @task(persist_result=True)
 def forecast_persisted(city: str, key: str) -> dict:
     return get_json(get_demo_api().url_for(f"/weather/{city}", key=key))
+
+
+@task(persist_result=True, cache_policy=NO_CACHE)
+def forecast_persisted_without_a_cache(city: str, key: str) -> dict:
+    return get_json(get_demo_api().url_for(f"/weather/{city}", key=key))
+
+
+@flow(retries=1)
+def forecast_persisted_not_cached(city: str, key: str) -> dict:
+    forecast = forecast_persisted_without_a_cache(city, key)
+    flaky_publish(key)
+    return forecast
 
 
 @flow(retries=1)
@@ -271,10 +302,12 @@ def pacing_inactive(name: str) -> None:
         (2, limited_with_typo_strict, "Compare the name in concurrency(...)"),
         (2, limited_not_strict, "Pass strict=True"),
         (2, limited_slot_given_back_too_soon, "had already given its slot back"),
+        (2, limited_catching_the_missing_limit, "let its error fail the task (do not catch it)"),
         (3, factory_sharing_a_cache, "served from the Oslo task's cache entry"),
         (3, factory_without_cache, "the repeat call should still be a hit"),
         (3, factory_keyed_on_city_only, "Include the key parameter"),
         (4, forecast_as_given, "Persist the task's result"),
+        (4, forecast_persisted_not_cached, "not NO_CACHE"),
         (4, forecast_cached_forever, "INPUTS alone is shared by all runs"),
         (4, forecast_retries_the_step, "should be retried once"),
         (4, forecast_without_retries, "keep retries=1 on the flow"),
@@ -298,6 +331,7 @@ def test_wrong_answers_are_rejected_twice_alike(graded, demo_api, number, wrong,
     [
         (1, count_orders_async),
         (2, limited_async),
+        (2, limited_through_a_helper),
         (3, factory_with_city_as_default_argument),
         (3, factory_by_function_call),
         (4, forecast_with_default_policy),
@@ -315,3 +349,20 @@ def test_right_answers_written_differently_pass_twice(graded, demo_api, number, 
 def test_factory_returning_a_plain_function_is_explained(demo_api):
     outcome = EX.evaluate(3, lambda city: (lambda key: city))
     assert outcome.status == "failed" and "@task" in outcome.message
+
+
+@task(persist_result=True)
+def weather_forecast(city: str, key: str) -> dict:
+    return get_json(get_demo_api().url_for(f"/weather/{city}", key=key))
+
+
+@flow(retries=1)
+def forecast_with_a_renamed_task(city: str, key: str) -> dict:
+    forecast = weather_forecast(city, key)
+    flaky_publish(key)
+    return forecast
+
+
+def test_a_renamed_forecast_task_is_still_reported(graded, demo_api):
+    outcome = graded(EX, 4, forecast_with_a_renamed_task)
+    assert outcome.status == "passed" and "forecast task runs ['Completed', 'Cached']" in outcome.message, outcome
