@@ -37,7 +37,7 @@ def title_of(path: Path) -> str:
 def nav_markdown(path: Path) -> str:
     """Return the navigation line for a notebook: previous · contents · next."""
     books = course_notebooks()
-    index = books.index(path)
+    index = books.index(path.resolve())  # a relative path names the same notebook
     parts = []
     if index > 0:
         parts.append(f"< [{title_of(books[index - 1])}]({books[index - 1].name})")

@@ -64,3 +64,9 @@ def test_contents_table_has_a_row_per_lesson_with_binder_link_and_minutes(tmp_pa
         notebooks.readme_with_contents(readme)
         == f"intro\n{notebooks.CONTENTS_START}\n{table}\n{notebooks.CONTENTS_END}\nrest"
     )
+
+
+def test_a_notebook_named_by_a_relative_path_gets_the_same_navigation(monkeypatch):
+    first = notebooks.course_notebooks()[0]
+    monkeypatch.chdir(first.parent.parent)
+    assert notebooks.nav_markdown(first.relative_to(first.parent.parent)) == notebooks.nav_markdown(first)
