@@ -49,6 +49,14 @@ def short(value: Any) -> str:
     return shortener.repr(value)
 
 
+def describe(value: Any) -> str:
+    """Describe a flow's result or exception for a check's message: an exception in full (up to 300 characters)."""
+    if isinstance(value, BaseException):
+        text = f"{type(value).__name__}: {value}"
+        return text if len(text) <= 300 else text[:297] + "..."
+    return short(value)
+
+
 def without_traceback(text: str) -> str:
     """Return a logged message without the traceback Prefect appends: its first line and the exception it ends with."""
     lines = [line.strip() for line in str(text).splitlines() if line.strip()]

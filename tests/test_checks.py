@@ -8,6 +8,7 @@ from lessons_src.checks import (
     Exercise,
     ExerciseSet,
     call_answer,
+    describe,
     expect,
     require_flow,
     require_type,
@@ -86,6 +87,12 @@ def test_require_flow_explains_the_decorator():
 
 def test_short_cuts_long_values():
     assert len(short("x" * 500)) < 100
+
+
+def test_describe_names_an_exception_and_cuts_it_at_300_characters():
+    assert describe(ValueError("bad input")) == "ValueError: bad input"
+    assert len(describe(RuntimeError("x" * 1000))) == 300 and describe(RuntimeError("x" * 1000)).endswith("...")
+    assert describe([1, 2]) == short([1, 2])
     assert repr(TODO) == "TODO" and not TODO
 
 

@@ -19,6 +19,7 @@ from lessons_src.checks import (
     Exercise,
     ExerciseSet,
     call_answer,
+    describe,
     expect,
     require_flow,
     require_signature,
@@ -144,14 +145,6 @@ def _run_logged(answer: Any, *args: Any) -> tuple[Any, Any]:
         ) from None
 
 
-def _what(value: Any) -> str:
-    """Describe a flow's result or exception for a check's message, an exception in full."""
-    if isinstance(value, BaseException):
-        text = f"{type(value).__name__}: {value}"
-        return text if len(text) <= 300 else text[:297] + "..."
-    return short(value)
-
-
 def _service_span(stats: Any) -> float:
     """Return the seconds from the first accepted request's arrival to the last answer, by the service's clock."""
     accepted = [r for r in stats.requests if r["accepted"] and r["finished"] is not None]
@@ -189,7 +182,7 @@ def _grade_sequential_fix(answer: Any) -> str:
     api = _fresh_demo_api()
     api.reset()
     value, state = _run_logged(answer, CITIES, DELAY)
-    expect(state.is_completed(), f"the flow run ended {state.name}: {_what(value)}")
+    expect(state.is_completed(), f"the flow run ended {state.name}: {describe(value)}")
     _expect_conditions(value, CITIES, "conditions(...)")
     runs = task_runs(state, expected=len(CITIES), timeout=5.0, or_fewer=True)  # one per city
     expect(len(runs) == len(CITIES), f"the server recorded {len(runs)} task runs; expected one per city")
@@ -229,7 +222,7 @@ def _grade_time_budget(answer: Any) -> str:
             f"and had {stats.peak_in_flight} in flight. Cap the flow's threads with "
             "ThreadPoolTaskRunner(max_workers=...).",
         )
-        expect(state.is_completed(), f"the flow run ended {state.name}: {_what(value)}")
+        expect(state.is_completed(), f"the flow run ended {state.name}: {describe(value)}")
         _expect_conditions(value, BUDGET_CITIES, "conditions_within_budget(...)")
         spans.append(_service_span(stats))
         if spans[-1] <= BUDGET_SECONDS:
@@ -261,7 +254,7 @@ def _grade_async(answer: Any) -> str:
     api = _fresh_demo_api()
     api.reset()
     value, state = _run_logged(answer, CITIES, DELAY)
-    expect(state.is_completed(), f"the flow run ended {state.name}: {_what(value)}")
+    expect(state.is_completed(), f"the flow run ended {state.name}: {describe(value)}")
     _expect_conditions(value, CITIES, "conditions_async(...)")
     runs = task_runs(state, expected=len(CITIES), timeout=5.0, or_fewer=True)  # one per city
     expect(len(runs) == len(CITIES), f"the server recorded {len(runs)} task runs; expected one per city")
@@ -279,7 +272,7 @@ def _grade_cpu(answer: Any) -> str:
     require_signature(answer, (CPU_ITERATIONS, 4), "crunch_all", "two arguments, the iterations and the number of jobs")
     for _ in range(2):
         value, state = _run_logged(answer, CPU_ITERATIONS, 4)
-        expect(state.is_completed(), f"the flow run ended {state.name}: {_what(value)}")
+        expect(state.is_completed(), f"the flow run ended {state.name}: {describe(value)}")
         if isinstance(value, list) and not all(isinstance(pid, int) for pid in value):
             kinds = sorted({type(pid).__name__ for pid in value})
             expect(

@@ -26,6 +26,7 @@ from lessons_src.checks import (
     Exercise,
     ExerciseSet,
     call_answer,
+    describe,
     expect,
     require_flow,
     require_rate_limit,
@@ -158,21 +159,13 @@ def _run_quietly(checked_flow: Any, *args: Any) -> tuple[Any, Any]:
         return LOST, state
 
 
-def _what(value: Any) -> str:
-    """Describe a flow's result or exception for a check's message, an exception in full."""
-    if isinstance(value, BaseException):
-        text = f"{type(value).__name__}: {value}"
-        return text if len(text) <= 300 else text[:297] + "..."
-    return short(value)
-
-
 def _grade_fetch_capped(answer: Any) -> str:
     require_flow(answer, "fetch_capped")
     require_signature(answer, ([1, 2, 3, 4],), "fetch_capped", "one argument, the list of order ids")
     service = _fresh_service(max_in_flight=2)
     value, state = _run_quietly(answer, [1, 2, 3, 4])
     stats = service.stats()
-    expect(state.is_completed(), f"the flow run ended {state.name}: {_what(value)}")
+    expect(state.is_completed(), f"the flow run ended {state.name}: {describe(value)}")
     expect(
         stats.rejected == 0,
         f"the service recorded {_describe(stats)}: it allows 2 at once. "
@@ -251,7 +244,7 @@ def _grade_get_order_limited(answer: Any) -> str:
     runs = _fan_out_twice(answer, [1, 2, 3])
     stats = service.stats()
     for value, state in runs:
-        expect(state.is_completed(), f"a flow run ended {state.name}: {_what(value)}")
+        expect(state.is_completed(), f"a flow run ended {state.name}: {describe(value)}")
     # each slot taken is an event on the server: requests that took none were kept apart by luck (a slow machine)
     taken = recorded_events(
         "prefect.concurrency-limit.acquired", f"prefect.concurrency-limit.{limit.id}", started, 6, EVENTS_WAIT_S
@@ -312,7 +305,7 @@ def _run_with_the_limit_missing(answer: Any) -> str:
         f"{state.name}: concurrency() on a missing limit only logs a warning and runs unlimited. "
         "Pass strict=True, so a missing limit (a typo, a deleted limit) is an error.",
     )
-    return _what(value)
+    return describe(value)
 
 
 def _grade_rate(answer: Any) -> str:
@@ -352,7 +345,7 @@ def _grade_rate(answer: Any) -> str:
     value, state = _run_quietly(paced, list(range(1, calls + 1)))
     stats = service.stats()
     arrivals = sorted(r["arrived"] for r in stats.requests)
-    expect(state.is_completed(), f"the flow run ended {state.name}: {_what(value)}")
+    expect(state.is_completed(), f"the flow run ended {state.name}: {describe(value)}")
     # each slot taken is an event on the server: calls that never took one were paced by luck (a slow machine)
     taken = recorded_events(
         "prefect.concurrency-limit.acquired", f"prefect.concurrency-limit.{made.id}", started, calls, EVENTS_WAIT_S
@@ -456,7 +449,7 @@ def _run_in(answer: Any, environment: str, ids: list[int], service_allows: int) 
     missing = " Create or update the limit, from the variable, before fetching." if "created" in str(value) else ""
     if "coroutine" in str(value):
         missing = " In an async flow, await Variable.get(...) and the async client's calls."
-    expect(state.is_completed(), f"fetch_in({environment!r}, {ids}) ended {state.name}: {_what(value)}.{missing}")
+    expect(state.is_completed(), f"fetch_in({environment!r}, {ids}) ended {state.name}: {describe(value)}.{missing}")
     return value, service.stats(), read_limit(limit_name), max(seen, default=0)
 
 
