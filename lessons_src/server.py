@@ -97,6 +97,11 @@ def _port_free(port: int) -> bool:
     return port_is_free(HOST, port)
 
 
+def _port_was_taken(error: ServiceStartError, port: int) -> bool:
+    """Return True when a start failed because another process held `port`, even one that has let it go since."""
+    return not _port_free(port) or "error while attempting to bind" in str(error)  # asyncio's create_server says so
+
+
 def _read_state() -> ServerInfo | None:
     return _files().read(ServerInfo)
 
@@ -225,7 +230,7 @@ def _start(port: int | None, timeout: float, tell: Callable[[str], None]) -> Ser
             )
             break
         except ServiceStartError as error:
-            if attempt == PORT_ATTEMPTS or _port_free(port):
+            if attempt == PORT_ATTEMPTS or not _port_was_taken(error, port):
                 raise CourseServerError(
                     f"The Prefect server did not start: {error}\nThen run: {START_COMMAND}"
                 ) from None

@@ -202,3 +202,18 @@ def test_course_port_chooses_the_first_port_to_try_and_a_bad_value_is_explained(
     monkeypatch.setenv(server.PORT_SETTING, "forty-two")
     with pytest.raises(server.CourseServerError, match="COURSE_PORT='forty-two' is not a port number"):
         server.preferred_port()
+
+
+def test_a_start_that_lost_its_port_is_told_apart_from_other_failures():
+    from lessons_src.processes import ServiceStartError, free_port
+
+    port = free_port()
+    lost = ServiceStartError(
+        f"it exited at start (code 3). error while attempting to bind on address ('127.0.0.1', {port})"
+    )
+    assert server._port_was_taken(lost, port), "the log says another process held the port, though it is free now"
+    assert not server._port_was_taken(ServiceStartError("it exited at start (code 1). ImportError"), port)
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        assert server._port_was_taken(ServiceStartError("it did not answer within 90 s"), port)
