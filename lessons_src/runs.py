@@ -91,6 +91,19 @@ def poll_until(read: Callable[[], T], done: Callable[[T], bool], timeout: float,
         time.sleep(0.1)
 
 
+def unchanged_for(seconds: float) -> Callable[[object], bool]:
+    """Return a test that is true once the value it is handed has stayed the same for `seconds` seconds."""
+    last: dict[str, Any] = {"value": object(), "since": 0.0}
+
+    def steady(value: object) -> bool:
+        now = time.monotonic()
+        if value != last["value"]:
+            last.update(value=value, since=now)
+        return now - last["since"] >= seconds
+
+    return steady
+
+
 def _settled(run: TaskRun) -> bool:
     """A task run is settled when final, or NotReady: its upstream failed, so it will never run."""
     return run.state is not None and (run.state.is_final() or run.state.name == "NotReady")
@@ -107,17 +120,14 @@ def settled_task_runs(
     """
     flow_run_id = flow_run_id_of(run)
     flow_filter = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
-    seen: dict[str, Any] = {"ids": None, "since": 0.0}
+    quiet = unchanged_for(RECORDING_QUIET_S)
 
     def recorded(runs: list[TaskRun]) -> bool:
         if not all(_settled(r) for r in runs):
             return False
         if expected is not None:
             return len(runs) >= expected
-        ids, now = frozenset(r.id for r in runs), time.monotonic()
-        if ids != seen["ids"]:
-            seen.update(ids=ids, since=now)
-        return now - seen["since"] >= RECORDING_QUIET_S
+        return quiet(frozenset(r.id for r in runs))
 
     with get_client(sync_client=True) as client:
 
@@ -197,14 +207,13 @@ def recorded_events(event: str, resource_id: str, since: datetime, expected: int
         event=EventNameFilter(name=[event]),
         resource=EventResourceFilter(id=[resource_id]),
     )
-    started = changed = time.monotonic()
-    found: list[Any] = []
+    quiet = unchanged_for(EVENTS_QUIET_S)
     with get_client(sync_client=True) as client:
-        while True:
-            latest = client.read_events(event_filter, limit=50).events  # the most one page holds
-            now = time.monotonic()
-            if len(latest) != len(found):
-                found, changed = latest, now
-            if len(found) >= expected or now - changed >= EVENTS_QUIET_S or now - started >= timeout:
-                return found
-            time.sleep(0.2)
+
+        def read() -> list[Any]:
+            return client.read_events(event_filter, limit=50).events  # the most one page holds
+
+        try:
+            return poll_until(read, lambda found: len(found) >= expected or quiet(len(found)), timeout, str)
+        except TimeoutError:
+            return read()

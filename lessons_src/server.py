@@ -217,10 +217,21 @@ def _start(port: int | None, timeout: float, tell: Callable[[str], None]) -> Ser
         tell(f"  still starting ({seconds:.0f} s; its log: {_files().log})")
 
     for attempt in range(1, PORT_ATTEMPTS + 1):
-        command = [sys.executable, "-m", "prefect", "server", "start", "--host", HOST, "--port", str(port)]
+        command = [
+            sys.executable,
+            "-m",
+            "prefect",
+            "server",
+            "start",
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--analytics-off",
+        ]
         try:
             process = start_service(
-                [*command, "--analytics-off"],
+                command,
                 _files().log,
                 lambda pid, port=port: is_healthy(port) and listens_on(pid, port),  # ours, not another's on the port
                 timeout,

@@ -18,6 +18,7 @@ PAIR_IN_TEST_ID = re.compile(r"test_exercises_(\d\d)\.py|::TestPair(\d\d)::|^not
 def pytest_configure(config):
     """Under `python -m lessons_src test`, give this test process a course home of its own (one per xdist worker)."""
     from lessons_src.cli import TEST_HOMES
+    from lessons_src.server import DEFAULT_PORT, PORT_SETTING
 
     homes = os.environ.get(TEST_HOMES)
     if homes:
@@ -26,7 +27,7 @@ def pytest_configure(config):
         home.mkdir(parents=True, exist_ok=True)
         os.environ["COURSE_HOME"] = str(home)
         index = int(worker[2:]) + 1 if worker.startswith("gw") else 0
-        os.environ["COURSE_PORT"] = str(4200 + 10 * index)  # parallel starts do not race for the same free port
+        os.environ[PORT_SETTING] = str(DEFAULT_PORT + 10 * index)  # parallel starts do not race for the same port
 
 
 def pytest_unconfigure(config):

@@ -126,3 +126,13 @@ def test_recorded_events_waits_for_the_expected_count_and_returns_fewer_after_th
     assert recorded_events("course.test.other", resource, since, expected=1, timeout=30) == []
     waited = time.monotonic() - started
     assert EVENTS_QUIET_S <= waited < 10, f"waited {waited:.1f} s for events that never come; expected about 3 s"
+
+
+def test_unchanged_for_is_true_only_once_a_value_has_held_that_long():
+    from lessons_src.runs import unchanged_for
+
+    steady = unchanged_for(0.3)
+    assert not steady(1), "a value just seen has not held yet"
+    time.sleep(0.35)
+    assert steady(1), "the same value for 0.35 s has held for 0.3 s"
+    assert not steady(2), "a new value starts the wait again"

@@ -222,6 +222,13 @@ def _grade_ensure_orders_limit(answer: Any) -> str:
     return "Called twice: created with limit 3, then the same limit updated to 2, active both times."
 
 
+def _slot_events(limit: Any, since: datetime, expected: int) -> list[Any]:
+    """Return the slot acquisitions of `limit` the server recorded since `since` (an event per slot taken)."""
+    return recorded_events(
+        "prefect.concurrency-limit.acquired", f"prefect.concurrency-limit.{limit.id}", since, expected, EVENTS_WAIT_S
+    )
+
+
 def _fan_out_twice(answer: Any, ids: list[int]) -> list[tuple[Any, Any]]:
     """Run a flow that maps `answer` over `ids`, twice at the same time; return both (result, state)."""
     start_line = threading.Barrier(2)
@@ -246,9 +253,7 @@ def _grade_get_order_limited(answer: Any) -> str:
     for value, state in runs:
         expect(state.is_completed(), f"a flow run ended {state.name}: {describe(value)}")
     # each slot taken is an event on the server: requests that took none were kept apart by luck (a slow machine)
-    taken = recorded_events(
-        "prefect.concurrency-limit.acquired", f"prefect.concurrency-limit.{limit.id}", started, 6, EVENTS_WAIT_S
-    )
+    taken = _slot_events(limit, started, 6)
     expect(
         len(taken) >= 6,
         f"the server recorded {len(taken)} slot(s) taken from {ORDERS_LIMIT!r} for 6 requests: hold a slot of that "
@@ -347,9 +352,7 @@ def _grade_rate(answer: Any) -> str:
     arrivals = sorted(r["arrived"] for r in stats.requests)
     expect(state.is_completed(), f"the flow run ended {state.name}: {describe(value)}")
     # each slot taken is an event on the server: calls that never took one were paced by luck (a slow machine)
-    taken = recorded_events(
-        "prefect.concurrency-limit.acquired", f"prefect.concurrency-limit.{made.id}", started, calls, EVENTS_WAIT_S
-    )
+    taken = _slot_events(made, started, calls)
     expect(
         len(taken) >= calls,
         f"the server recorded {len(taken)} slot(s) taken from {RATE_LIMIT!r} for {calls} calls: take one before each "
