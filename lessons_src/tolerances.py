@@ -10,10 +10,6 @@ from __future__ import annotations
 # milliseconds. With 1 client 1-5 ms; with 20 threads on 2 cores up to 18 ms in 8 runs and past 20 ms once.
 RETRY_STAMPING_S = 0.05
 
-# A 503 "database is locked" answer from the SQLite course server makes Prefect's client wait 2**attempt s
-# (2 s for the first retry; the back-off has no setting). A timing that one such retry may stretch allows this.
-CLIENT_503_RETRY_S = 2.0
-
 # A served deployment's scheduled run may start before its slot: the serve process prefetches runs due in the
 # next 10 s and the server's WaitForScheduledTime rule rounds the wait to whole seconds (0.1 s early seen in CI).
 SCHEDULED_START_EARLY_S = 0.6
