@@ -350,8 +350,17 @@ def call_answer(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 
 def run_flow(flow: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
-    """Run a learner's sync or async flow; return (its result or exception, its final state), never raising."""
-    state = call_answer(flow, *args, return_state=True, **kwargs)
+    """Run a learner's sync or async flow; return (its result or exception, its final state), never raising.
+
+    Prefect's console lines are hidden meanwhile (the server still stores them): a failure the check provokes is
+    reported in its message, never as a printed traceback.
+    """
+    import logging
+
+    from lessons_src.logs import quiet_console
+
+    with quiet_console(logging.CRITICAL):
+        state = call_answer(flow, *args, return_state=True, **kwargs)
     return require_solved(state.result(raise_on_failure=False, _sync=True)), state
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import math
 import numbers
 import time
@@ -14,7 +13,6 @@ from prefect.futures import PrefectFuture
 from prefect.states import State
 
 from lessons_src.checks import CheckFailed, Exercise, ExerciseSet, expect, require_flow, run_flow, short
-from lessons_src.logs import quiet_console
 from lessons_src.runs import flow_run_logs, peak_overlap, read_flow_run, task_runs
 
 # ---- reference solutions (shown by ex.solution(n)) ----
@@ -67,12 +65,6 @@ SQUARES_INPUT, SQUARES_EXPECTED = [2, 3, 5, 7], 87
 AVERAGE_INPUT, AVERAGE_EXPECTED = [1.5, 2.5, 4.0], 8.0 / 3.0
 
 
-def _run(answer: Any, *args: Any) -> tuple[Any, Any]:
-    """Run a learner's sync or async flow with Prefect's console lines hidden (the server still stores them)."""
-    with quiet_console(logging.CRITICAL):
-        return run_flow(answer, *args)
-
-
 def _ended(state: Any, value: Any) -> str:
     """Say how a flow run ended, with the error it raised if it failed."""
     if state.is_completed():
@@ -84,7 +76,7 @@ def _ended(state: Any, value: Any) -> str:
 
 def _grade_greet(answer: Any) -> str:
     require_flow(answer, "greet")
-    value, state = _run(answer, "Ada")
+    value, state = run_flow(answer, "Ada")
     expect(
         state.is_completed() and value == "Hello, Ada!",
         f"greet('Ada') should return 'Hello, Ada!'; {_ended(state, value)}",
@@ -99,7 +91,7 @@ def _grade_greet(answer: Any) -> str:
 
 def _grade_sum_of_squares(answer: Any) -> str:
     require_flow(answer, "sum_of_squares")
-    value, state = _run(answer, SQUARES_INPUT)
+    value, state = run_flow(answer, SQUARES_INPUT)
     expect(
         state.is_completed() and value == SQUARES_EXPECTED,
         f"sum_of_squares({SQUARES_INPUT}) should return {SQUARES_EXPECTED} (4 + 9 + 25 + 49); {_ended(state, value)}",
@@ -119,7 +111,7 @@ def _grade_sum_of_squares(answer: Any) -> str:
 
 def _grade_average(answer: Any) -> str:
     require_flow(answer, "average")
-    value, state = _run(answer, AVERAGE_INPUT)
+    value, state = run_flow(answer, AVERAGE_INPUT)
     if isinstance(value, ParameterTypeError):
         raise CheckFailed(
             f"Prefect rejected average({AVERAGE_INPUT}) before the run "
@@ -133,7 +125,7 @@ def _grade_average(answer: Any) -> str:
         f"average({AVERAGE_INPUT}) should return {AVERAGE_EXPECTED:.4f} (8.0 / 3, use / not //); "
         f"{_ended(state, value)}",
     )
-    rejected, bad_state = _run(answer, "not a list of numbers")
+    rejected, bad_state = run_flow(answer, "not a list of numbers")
     expect(
         not bad_state.is_completed(),
         f"average('not a list of numbers') was accepted and returned {short(rejected)}. Type-hint the parameter "
@@ -150,7 +142,7 @@ def _grade_average(answer: Any) -> str:
 def _grade_count_items(answer: Any) -> str:
     require_flow(answer, "count_items")
     items = ["apple", "pear", "fig"]
-    value, state = _run(answer, items)
+    value, state = run_flow(answer, items)
     expect(
         state.is_completed() and value == 3,
         f"count_items({items}) should return 3; {_ended(state, value)}",
@@ -169,7 +161,7 @@ def _grade_count_items(answer: Any) -> str:
 
 def _grade_double_all(answer: Any) -> str:
     require_flow(answer, "double_all")
-    value, state = _run(answer, [0, 1, 2, 3])
+    value, state = run_flow(answer, [0, 1, 2, 3])
     expect(state.is_completed(), f"double_all([0, 1, 2, 3]) should return [0, 2, 4, 6]; {_ended(state, value)}")
     items = value if isinstance(value, list | tuple) else [value]
     expect(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +26,6 @@ from lessons_src.checks import (
     short,
 )
 from lessons_src.demo_api import DemoAPI, start_demo_api
-from lessons_src.logs import quiet_console
 from lessons_src.pairs.p02_retries import RetryHistory, retry_histories
 from lessons_src.runs import task_runs
 from lessons_src.tolerances import RETRY_STAMPING_FEW_CLIENTS_S, RETRY_STAMPING_S
@@ -109,12 +107,6 @@ def _api() -> DemoAPI:
 def _key(label: str) -> str:
     """Return a key no earlier check used, so the demo API counts this check's calls from zero."""
     return f"ex02-{label}-{uuid4().hex[:8]}"
-
-
-def _run_quietly(checked_flow: Any) -> tuple[Any, Any]:
-    """Run a check's flow with Prefect's console logs hidden (the server still stores them)."""
-    with quiet_console(logging.CRITICAL):
-        return run_flow(checked_flow)
 
 
 def _is_number(value: Any) -> bool:
@@ -208,7 +200,7 @@ def _single_call(configured: Task, url: str) -> RetryHistory:
     def one_call() -> None:
         configured.with_options(task_run_name="call")(url, return_state=True)
 
-    _, state = _run_quietly(one_call)
+    _, state = run_flow(one_call)
     return retry_histories(state, expected=1)["call"]
 
 
@@ -360,7 +352,7 @@ def _grade_condition(answer: Any) -> str:
             future.wait()
         return answers
 
-    answers, state = _run_quietly(which_failures)
+    answers, state = run_flow(which_failures)
     expect(isinstance(answers, dict), f"the check's flow ended {state.name}: {short(answers)}")
     for case, (_, wanted) in DIRECT_CASES.items():
         given = answers[case]
@@ -418,7 +410,7 @@ def _grade_jitter(answer: Any) -> str:
         for future in futures:
             future.wait()
 
-    _, state = _run_quietly(herd)
+    _, state = run_flow(herd)
     histories = retry_histories(state, expected=JITTER_CLIENTS)
     failed = [h.name for h in histories.values() if h.state != "Completed"]
     expect(not failed, f"{len(failed)} of {JITTER_CLIENTS} clients ended Failed; each needs one retry to succeed")
@@ -461,7 +453,7 @@ def _grade_pay(answer: Any) -> str:
             errors[payment_id] = f"{type(error).__name__}: {error}" if isinstance(error, Exception) else ""
         return errors
 
-    errors, state = _run_quietly(pay_twice)
+    errors, state = run_flow(pay_twice)
     expect(isinstance(errors, dict), f"the check's flow ended {state.name}: {short(errors)}")
     stats = _api().stats()
     for number, payment_id in enumerate(payments, start=1):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import re
 import uuid
 from typing import Any
@@ -25,7 +24,6 @@ from lessons_src.checks import (
 )
 from lessons_src.demo_api import DemoAPI, get_demo_api, start_demo_api
 from lessons_src.demo_api.app import WEATHER
-from lessons_src.logs import quiet_console
 from lessons_src.runs import flow_run_logs, read_flow_run, task_runs
 
 RECORDS_WAIT_S = 5.0  # how long a check waits for the task runs it expects to be recorded on the server
@@ -111,12 +109,6 @@ def _requests_since(api: DemoAPI, count_before: int, path_prefix: str) -> list[d
     return [r for r in api.stats().requests[count_before:] if r["path"].startswith(path_prefix)]
 
 
-def _run_quietly(flow: Any, *args: Any, **kwargs: Any) -> tuple[Any, State]:
-    """Run a learner's flow like run_flow, without Prefect's console tracebacks for the failures it provokes."""
-    with quiet_console(logging.CRITICAL):
-        return run_flow(flow, *args, **kwargs)
-
-
 def _order_ids(value: Any) -> list[Any] | None:
     """Return the 'id' of each order in a list of dicts, or None when `value` is not a list of dicts only."""
     if isinstance(value, list) and all(isinstance(item, dict) for item in value):
@@ -132,7 +124,7 @@ def _grade_weather_condition(answer: Any) -> str:
     require_flow(answer, "weather_condition")
     for city in ("oslo", "cairo"):  # two conditions, so only a value read from the task's result passes
         expected = WEATHER[city][3]
-        value, state = _run_quietly(answer, city)
+        value, state = run_flow(answer, city)
         coroutine = "coroutine" in str(value)
         expect(
             state.is_completed(),
@@ -144,7 +136,7 @@ def _grade_weather_condition(answer: Any) -> str:
             f"weather_condition({city!r}) returned {short(value)}; expected {expected!r}, the 'condition' field of "
             "the weather the get_weather task fetched",
         )
-    value, state = _run_quietly(answer, "atlantis")
+    value, state = run_flow(answer, "atlantis")
     expect(
         state.is_completed(),
         f"weather_condition('atlantis') ended {state.name}: the 404 from the API failed the whole flow. "
@@ -167,7 +159,7 @@ def _grade_fetch_all(answer: Any) -> str:
     failing = [
         api.url_for(f"/orders/{i}", key=f"ex2-{tag}-fail-{i}", status=500 if i == 2 else None) for i in (1, 2, 3)
     ]
-    value, state = _run_quietly(answer, failing)
+    value, state = run_flow(answer, failing)
     if not state.is_failed():
         failed_runs = sum(
             r.state == "Failed" for r in task_runs(state, expected=3, timeout=RECORDS_WAIT_S, or_fewer=True)
@@ -181,7 +173,7 @@ def _grade_fetch_all(answer: Any) -> str:
     expect(not repeated, f"with one URL answering 500 the demo API saw repeated calls {repeated}; expected 1 per URL")
     state_name = state.name
     healthy = [api.url_for(f"/orders/{i}", key=f"ex2-{tag}-ok-{i}") for i in (1, 2, 3)]
-    value, state = _run_quietly(answer, healthy)
+    value, state = run_flow(answer, healthy)
     expect(state.is_completed(), f"with three healthy URLs the flow ended {state.name}: {short(value)}")
     if _is_state_list(value):
         raise CheckFailed(
@@ -203,7 +195,7 @@ def _grade_orders_with_report(answer: Any) -> str:
     require_flow(answer, "orders_with_report")
     api = start_demo_api()
     before = api.stats().total
-    value, state = _run_quietly(answer, [1, 2, 998, 3, 999])
+    value, state = run_flow(answer, [1, 2, 998, 3, 999])
     expect(
         state.is_completed(),
         f"the flow ended {state.name}: {short(value)}. Two orders do not exist; finish anyway with what arrived.",
@@ -253,14 +245,14 @@ def _grade_nightly_orders(answer: Any) -> str:
         require_solved(hook)
     expect(isinstance(failures, list), f"FAILURES should be a list, but it is {type(failures).__name__}")
     before = len(failures)
-    value, state = _run_quietly(nightly, [1, 2])
+    value, state = run_flow(nightly, [1, 2])
     expect(state.is_completed(), f"nightly_orders([1, 2]) ended {state.name}: {short(value)}")
     expect(
         len(failures) == before,
         f"after a Completed run FAILURES grew by {len(failures) - before}: {short(failures[before:])}. "
         "Attach the hook with on_failure=, not on_completion=.",
     )
-    value, state = _run_quietly(nightly, [1, 999])
+    value, state = run_flow(nightly, [1, 999])
     expect(state.is_failed(), f"nightly_orders([1, 999]) ended {state.name}; expected Failed (order 999 is a 404)")
     if len(failures) == before:
         logs = flow_run_logs(state, contains="while running hook", timeout=3.0)
@@ -303,7 +295,7 @@ def _grade_nightly_orders(answer: Any) -> str:
 def _grade_checked_batch(answer: Any) -> str:
     require_flow(answer, "checked_batch")
     api = start_demo_api()
-    value, state = _run_quietly(answer, [1, 2, 999, 3], max_failures=1)
+    value, state = run_flow(answer, [1, 2, 999, 3], max_failures=1)
     expect(
         state.is_completed(),
         f"with 1 failure out of 4 (max_failures=1) the flow ended {state.name} ({short(state.message)}); expected "
@@ -315,7 +307,7 @@ def _grade_checked_batch(answer: Any) -> str:
         "1, 2, 3)",
     )
     before = api.stats().total
-    value, state = _run_quietly(answer, [1, 997, 998, 999, 2], max_failures=1)
+    value, state = run_flow(answer, [1, 997, 998, 999, 2], max_failures=1)
     expect(
         state.is_failed(),
         f"with 3 failures out of 5 (max_failures=1) the flow ended {state.name}; expected Failed. "
@@ -329,7 +321,7 @@ def _grade_checked_batch(answer: Any) -> str:
     )
     fetched = len(_requests_since(api, before, "/orders/"))
     expect(fetched == 5, f"the demo API received {fetched} order requests; expected all 5 to be tried")
-    value, state = _run_quietly(answer, [1, 997, 998, 999, 2], max_failures=3)
+    value, state = run_flow(answer, [1, 997, 998, 999, 2], max_failures=3)
     expect(
         state.is_completed(),
         f"with the same 3 failures and max_failures=3 the flow ended {state.name}: {short(state.message)}; expected "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from typing import Any
@@ -25,7 +24,6 @@ from lessons_src.checks import (
 )
 from lessons_src.demo_api import DemoAPI, start_demo_api
 from lessons_src.demo_api.app import ORDERS
-from lessons_src.logs import quiet_console
 from lessons_src.pairs.p07_composing_workflows import subflow_runs
 from lessons_src.runs import peak_overlap, read_flow_run, task_runs
 
@@ -124,12 +122,6 @@ def _api() -> DemoAPI:
     return api
 
 
-def _run(answer: Any, *args: Any) -> tuple[Any, State]:
-    """Run the learner's flow (sync or async) with Prefect's console quiet; the message reports what went wrong."""
-    with quiet_console(logging.CRITICAL):  # failures a check provokes on purpose print no traceback
-        return run_flow(answer, *args)
-
-
 def _require_completed(value: Any, state: State, what: str) -> None:
     """Fail unless the learner's flow run completed; re-raise the error its code raised, so its line is reported."""
     if state.is_completed():
@@ -149,7 +141,7 @@ def _grade_nightly(answer: Any) -> str:
     require_flow(answer, "nightly")
     require_signature(answer, ("http://x",), "nightly", "one argument, (url: str)")
     api = _api()
-    value, state = _run(answer, api.url_for("/orders", page_size=1))
+    value, state = run_flow(answer, api.url_for("/orders", page_size=1))
     _require_completed(value, state, "the flow run of nightly")
     unawaited = isinstance(value, str) and "<coroutine" in value
     expect(
@@ -179,7 +171,7 @@ def _grade_report(answer: Any) -> str:
     require_signature(answer, ("http://x",), "report", "one argument, (url: str)")
     api = _api()
     key = f"ex07-2-{uuid4().hex[:8]}"
-    value, state = _run(answer, api.url_for("/orders", page_size=1, fail_first=1, key=key))
+    value, state = run_flow(answer, api.url_for("/orders", page_size=1, fail_first=1, key=key))
     _unless_own_error(value, state)
     parent = read_flow_run(state)
     subflows = subflow_runs(state)
@@ -217,7 +209,7 @@ def _grade_safe_report(answer: Any) -> str:
     require_flow(answer, "safe_report")
     require_signature(answer, ("http://x",), "safe_report", "one argument, (url: str)")
     api = _api()
-    value, state = _run(answer, api.url_for("/orders", page_size=1, status=503))
+    value, state = run_flow(answer, api.url_for("/orders", page_size=1, status=503))
     _unless_own_error(value, state)
     expect(
         state.is_completed(),
@@ -231,7 +223,7 @@ def _grade_safe_report(answer: Any) -> str:
         f"the server recorded subflow runs {[s.state for s in subflows]}; expected one Failed subflow run "
         "(call strict_total as a subflow; do not avoid or hide its failure inside it)",
     )
-    good, good_state = _run(answer, api.url_for("/orders", page_size=1))
+    good, good_state = run_flow(answer, api.url_for("/orders", page_size=1))
     _require_completed(good, good_state, "with a working API, safe_report")
     expect(good == len(ORDERS), f"with a working API safe_report returned {short(good)}; expected {len(ORDERS)}")
     good_subflows = [s.state for s in subflow_runs(good_state)]
@@ -246,7 +238,7 @@ def _revenue_run(answer: Any, api: DemoAPI, page_size: int) -> tuple[int, int, s
     """Run the learner's revenue with `page_size`; check its value and records; return pages, requests, peak."""
     n_pages = math.ceil(len(ORDERS) / page_size)
     api.reset()
-    value, state = _run(answer, api.url_for("/orders"), page_size)
+    value, state = run_flow(answer, api.url_for("/orders"), page_size)
     _require_completed(value, state, f"revenue(url, page_size={page_size})")
     expected = round(sum(order["amount"] for order in ORDERS), 2)
     requests = api.stats().endpoints["orders"]["requests"]
@@ -297,7 +289,7 @@ def _grade_refresh(answer: Any) -> str:
     require_signature(answer, (["oslo"], "http://x"), "refresh", "two arguments, (cities: list[str], url: str)")
     api = _api()
     cities = ["tokyo", "oslo", "cairo", "paris"]
-    value, state = _run(answer, cities, api.url)
+    value, state = run_flow(answer, cities, api.url)
     expect(  # before the state: a list of unfinished states returned from a flow also fails its run
         not (isinstance(value, list) and any(isinstance(v, (State, PrefectFuture)) for v in value)),
         f"refresh returned {short(value)}: Prefect states or futures, not the city names; return the values, "
