@@ -97,9 +97,9 @@ def _port_free(port: int) -> bool:
     return port_is_free(HOST, port)
 
 
-def _port_was_taken(error: ServiceStartError, port: int) -> bool:
-    """Return True when a start failed because another process held `port`, even one that has let it go since."""
-    return not _port_free(port) or "error while attempting to bind" in str(error)  # asyncio's create_server says so
+def _port_was_taken(port: int, output: str) -> bool:
+    """Return True when a start that printed `output` failed because another process held `port` (even if gone now)."""
+    return not _port_free(port) or "error while attempting to bind" in output  # asyncio's create_server says so
 
 
 def _read_state() -> ServerInfo | None:
@@ -129,8 +129,12 @@ def preferred_port() -> int:
 
 
 def choose_port(preferred: int = DEFAULT_PORT) -> int:
-    """Return the preferred port if free, otherwise the first free port in the course's range."""
-    for port in [preferred, *PORT_RANGE]:
+    """Return the preferred port if free, otherwise the next free port of the course's range after it (wrapping).
+
+    Starting after the preferred port keeps parallel starts with different preferences (test processes) apart.
+    """
+    start = preferred if preferred in PORT_RANGE else PORT_RANGE.start
+    for port in [preferred, *range(start, PORT_RANGE.stop), *range(PORT_RANGE.start, start)]:
         if _port_free(port):
             return port
     raise CourseServerError(
@@ -216,7 +220,9 @@ def _start(port: int | None, timeout: float, tell: Callable[[str], None]) -> Ser
     def still_starting(seconds: float) -> None:
         tell(f"  still starting ({seconds:.0f} s; its log: {_files().log})")
 
+    log = _files().log
     for attempt in range(1, PORT_ATTEMPTS + 1):
+        printed_before = log.stat().st_size if log.exists() else 0  # the log keeps earlier starts' output
         command = [
             sys.executable,
             "-m",
@@ -241,7 +247,8 @@ def _start(port: int | None, timeout: float, tell: Callable[[str], None]) -> Ser
             )
             break
         except ServiceStartError as error:
-            if attempt == PORT_ATTEMPTS or not _port_was_taken(error, port):
+            output = log.read_bytes()[printed_before:].decode(errors="replace")
+            if attempt == PORT_ATTEMPTS or not _port_was_taken(port, output):
                 raise CourseServerError(
                     f"The Prefect server did not start: {error}\nThen run: {START_COMMAND}"
                 ) from None

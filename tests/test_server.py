@@ -185,8 +185,10 @@ def test_a_port_another_server_takes_between_the_check_and_the_start_is_not_adop
     real_choose = server.choose_port
     choices = iter([taken])
     monkeypatch.setattr(
-        server, "choose_port", lambda preferred=server.DEFAULT_PORT: next(choices, None) or real_choose()
-    )
+        server,
+        "choose_port",
+        lambda preferred=server.DEFAULT_PORT: next(choices, None) or real_choose(server.preferred_port()),
+    )  # then this test process's own preferred port, away from other test processes
     monkeypatch.setenv("COURSE_HOME", str(tmp_path))
     try:
         info = server.start_server(say=None)
@@ -205,15 +207,24 @@ def test_course_port_chooses_the_first_port_to_try_and_a_bad_value_is_explained(
 
 
 def test_a_start_that_lost_its_port_is_told_apart_from_other_failures():
-    from lessons_src.processes import ServiceStartError, free_port
+    from lessons_src.processes import free_port
 
     port = free_port()
-    lost = ServiceStartError(
-        f"it exited at start (code 3). error while attempting to bind on address ('127.0.0.1', {port})"
-    )
-    assert server._port_was_taken(lost, port), "the log says another process held the port, though it is free now"
-    assert not server._port_was_taken(ServiceStartError("it exited at start (code 1). ImportError"), port)
+    lost = f"ERROR | uvicorn.error - [Errno 98] error while attempting to bind on address ('127.0.0.1', {port})"
+    assert server._port_was_taken(port, lost), "the output says another process held the port, though it is free now"
+    assert not server._port_was_taken(port, "ImportError: no module named prefect"), "another failure, a free port"
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", port))
         holder.listen()
-        assert server._port_was_taken(ServiceStartError("it did not answer within 90 s"), port)
+        assert server._port_was_taken(port, ""), "a port still held was taken, whatever the output"
+
+
+def test_a_taken_port_makes_the_server_try_the_ports_after_the_preferred_one_first():
+    free = [port for port in server.PORT_RANGE if server._port_free(port)]
+    assert len(free) >= 3, f"this test needs three free ports in {server.PORT_RANGE}; free: {free}"
+    preferred = free[1]
+    with socket.socket() as blocker:
+        blocker.bind((server.HOST, preferred))
+        blocker.listen()
+        chosen = server.choose_port(preferred)
+    assert chosen > preferred, f"blocked {preferred}, chose {chosen}: expected a port after it, not {free[0]} before"
