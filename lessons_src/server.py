@@ -40,10 +40,14 @@ PORT_ATTEMPTS = 3  # a port found free can be taken by another start before ours
 # (one transaction per task-run event): batching it delays task-run records by up to a second, which readers that do
 # not know how many task runs to expect cannot wait for. Events are written in batches, at the latest every
 # `event_persister.flush_interval` s (Prefect's default 5 s; 1 s here, so checks and lessons read them back sooner).
+# A scheduled run nobody starts is renamed Late `late_runs.after_seconds` after its slot, checked every
+# `late_runs.loop_seconds` (Prefect's defaults 15 s and 5 s; 5 s and 1 s here, so lesson 11 shows a Late run in class).
 SERVER_SETTINGS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_SERVER_TASKS_TAG_CONCURRENCY_SLOT_WAIT_SECONDS": "0.5",
     "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL": "1",
+    "PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS": "5",
+    "PREFECT_SERVER_SERVICES_LATE_RUNS_LOOP_SECONDS": "1",
     "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
 }
 

@@ -13,30 +13,23 @@ the latest when the Python process that started it exits (atexit).
 
 from __future__ import annotations
 
-import atexit
 import os
 import pickle
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import psutil
-
+from lessons_src import background
+from lessons_src.background import BackgroundProcess, running_processes
 from lessons_src.paths import course_home, repo_root
-from lessons_src.processes import detached, log_tail, pid_alive, terminate
 
 RUNNER_POLL_SECONDS = 1  # Prefect's default is 10 s between the runner's checks for runs to start
 READY_TIMEOUT_S = 90.0
-# How a serve process's flow-run children show in their command line: `python -m prefect.engine` for a flow loaded
-# from its file, multiprocessing's `spawn_main` when the runner holds the flow object itself
-FLOW_RUN_COMMANDS = ("prefect.engine", "spawn_main")
-_STARTED: list[ServeProcess] = []
 
 
 def flows_dir() -> Path:
@@ -78,41 +71,16 @@ def serve_env() -> dict[str, str]:
     return env
 
 
-class ServeProcess:
-    """A `serve` process running in the background; stopping it also stops the flow-run processes it started."""
+class ServeProcess(BackgroundProcess):
+    """A `serve` process running in the background; stopping it also stops the flow-run processes it started.
+
+    Its exit status after `stop()` is 0 when Prefect's runner caught SIGTERM, stopped and exited by itself
+    (`Runner.handle_sigterm` schedules its stop); `exit_status_meaning` says what another one means.
+    """
 
     def __init__(self, command: list[str], deployment_names: list[str], label: str) -> None:
-        self.command = command
+        super().__init__(command, f"serve-{label}", env=serve_env())
         self.deployment_names = deployment_names
-        self.log_path = course_home() / f"serve-{label}.log"
-        self.started_at: datetime | None = None
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> ServeProcess:
-        """Start the process (returns at once; `wait_until_ready()` waits for its deployments)."""
-        self.started_at = datetime.now(UTC)
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                self.command,
-                cwd=repo_root(),
-                env=serve_env(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                **detached(),
-            )
-        _STARTED.append(self)
-        return self
-
-    @property
-    def pid(self) -> int | None:
-        """The process id, once started."""
-        return self.process.pid if self.process else None
-
-    @property
-    def running(self) -> bool:
-        """True while the serve process is alive."""
-        return self.process is not None and self.process.poll() is None
 
     def wait_until_ready(self, timeout: float = READY_TIMEOUT_S) -> dict[str, Any]:
         """Wait until every deployment is registered by this process and its runner has polled for work; return them.
@@ -128,10 +96,7 @@ class ServeProcess:
         with get_client(sync_client=True) as client:
             while True:
                 if not self.running:
-                    raise RuntimeError(
-                        f"The serve process exited (code {self.process and self.process.returncode}). "
-                        f"Last lines of {self.log_path}:\n{log_tail(self.log_path)}"
-                    )
+                    raise self.exited_error("serve process")
                 found = {}
                 for name in self.deployment_names:
                     try:
@@ -148,56 +113,9 @@ class ServeProcess:
                 if time.monotonic() > deadline:
                     raise TimeoutError(
                         f"{self.deployment_names} not served within {timeout:.0f} s. Last lines of {self.log_path}:\n"
-                        f"{log_tail(self.log_path)}"
+                        f"{self.log()}"
                     )
                 time.sleep(0.2)
-
-    def flow_run_pids(self) -> set[int]:
-        """Return the process ids of the flow runs this serve process is executing now."""
-        if not self.running:
-            return set()
-        pids = set()
-        for child in psutil.Process(self.pid).children(recursive=True):
-            try:
-                if any(word in " ".join(child.cmdline()) for word in FLOW_RUN_COMMANDS):
-                    pids.add(child.pid)
-            except psutil.Error:  # it exited meanwhile
-                continue
-        return pids
-
-    def wait_for_flow_runs(self, timeout: float = 30.0) -> float:
-        """Wait until the flow-run processes running now have exited; return the seconds waited.
-
-        A run is Completed on the server seconds before its process exits (it still joins its heartbeat thread and
-        sends its last logs and events). A stop in between cancels it, and the runner writes Cancelled over Completed
-        (`StateProposer.propose_cancelled` forces the state).
-        """
-        started = time.monotonic()
-        finishing = self.flow_run_pids()
-        while finishing & self.flow_run_pids() and time.monotonic() - started < timeout:
-            time.sleep(0.2)
-        return time.monotonic() - started
-
-    def stop(self, grace: float = 10.0) -> int | None:
-        """Stop it and its flow runs (SIGTERM, then SIGKILL after `grace` s); return its exit status.
-
-        The status is 0 when Prefect's runner caught SIGTERM, stopped and exited by itself (`Runner.handle_sigterm`
-        schedules its stop); `exit_status_meaning` says what another one means.
-        """
-        if self.process is None:
-            return None
-        terminate(self.process, grace=grace)
-        return self.process.returncode
-
-    def log(self, lines: int = 15) -> str:
-        """Return the last lines the serve process printed."""
-        return log_tail(self.log_path, lines)
-
-    def __enter__(self) -> ServeProcess:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         state = "running" if self.running else f"exited ({self.process.returncode if self.process else 'not started'})"
@@ -246,16 +164,12 @@ def serve_deployments(*specs: DeploymentSpec, limit: int | None = None, wait: bo
 
 def running_serve_processes() -> list[ServeProcess]:
     """Return the serve processes started from this Python process that are still alive."""
-    return [serving for serving in _STARTED if serving.running or (serving.pid and pid_alive(serving.pid))]
+    return running_processes(ServeProcess)
 
 
 def stop_all() -> None:
     """Stop every serve process started from this Python process."""
-    for serving in _STARTED:
-        serving.stop()
-
-
-atexit.register(stop_all)
+    background.stop_all(ServeProcess)
 
 
 def delete_deployments(*names: str) -> int:
