@@ -8,10 +8,12 @@ server every `WORKER_QUERY_SECONDS` (1 s; Prefect's default is 10 s) and starts 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -199,4 +201,19 @@ def wait_for_runs(
         lambda runs: all(run.state in states for run in runs),
         timeout,
         lambda runs: f"after {timeout:.0f} s the runs are {[r.state for r in runs]}; expected each in {states}",
+    )
+
+
+def prefect_deploy(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `prefect --no-prompt deploy --all` in `folder` (which holds a prefect.yaml); return its exit code and output.
+
+    `PWD` is set to the folder, as a shell's `cd` would, so `{{ $PWD }}` in the yaml names it.
+    """
+    return subprocess.run(
+        [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all", *args],
+        cwd=folder,
+        env={**worker_env(), "PWD": str(folder)},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )

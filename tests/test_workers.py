@@ -94,3 +94,19 @@ def test_runs_are_awaited_until_they_reach_the_states_asked_for(pool):
         workers.wait_for_runs([run.id], timeout=0.5)  # no worker: it waits for one, Scheduled, then Late
     [late] = workers.wait_for_runs([run.id], timeout=30, states=("Late",))
     assert late.pending is None and late.worker is None
+
+
+def test_prefect_deploy_reads_the_projects_yaml_and_names_its_folder(pool):
+    project = flows_dir() / "pool_project"
+    workers.create_process_pool("lesson-11-pool")
+    try:
+        done = workers.prefect_deploy(project)
+        assert done.returncode == 0, done.stdout + done.stderr
+        with get_client(sync_client=True) as client:
+            deployment = client.read_deployment_by_name("where-am-i/lesson-11-yaml")
+        assert deployment.pull_steps == [
+            {"prefect.deployments.steps.set_working_directory": {"directory": str(project)}}
+        ], deployment.pull_steps
+        assert deployment.work_pool_name == "lesson-11-pool" and deployment.parameters == {"label": "from-yaml"}
+    finally:
+        workers.delete_work_pool("lesson-11-pool")
