@@ -39,7 +39,7 @@ def _seconds(moment: datetime | float) -> float:
     return moment.timestamp() if isinstance(moment, datetime) else float(moment)
 
 
-def _new_axes(figsize: tuple[float, float]) -> tuple[Figure, Axes]:
+def new_axes(figsize: tuple[float, float]) -> tuple[Figure, Axes]:
     """Create a figure through pyplot (so Jupyter knows how to show it) and close it, so it shows only once."""
     figure, ax = plt.subplots(figsize=figsize, layout="constrained")
     plt.close(figure)
@@ -77,7 +77,7 @@ def plot_measured_vs_ideal(
             "labels, measured and ideal need the same non-zero length; "
             f"got {len(labels)}, {len(measured)}, {len(ideal)}"
         )
-    figure, ax = _new_axes((max(5.0, 1.6 * len(labels) + 2), 3.6))
+    figure, ax = new_axes((max(5.0, 1.6 * len(labels) + 2), 3.6))
     positions = range(len(labels))
     width = 0.38
     bars_measured = ax.bar([p - width / 2 for p in positions], measured, width, label="measured", color="#3a7bd5")
@@ -108,7 +108,7 @@ def plot_timeline(runs: Sequence[Interval], title: str, limit: int | None = None
     origin = min(_seconds(r.start) for r in timed)
     spans = [(_seconds(r.start) - origin, _seconds(r.end) - origin) for r in timed]
     lanes = assign_lanes(spans)
-    figure, ax = _new_axes((8.0, 0.9 + 0.32 * (max(lanes) + 1)))
+    figure, ax = new_axes((8.0, 0.9 + 0.32 * (max(lanes) + 1)))
     for run, (start, end), lane in zip(timed, spans, lanes, strict=True):
         ax.barh(
             lane,
@@ -143,7 +143,7 @@ def plot_in_flight(times: Sequence[float], counts: Sequence[int], title: str, li
     if len(times) != len(counts) or not times:
         raise ValueError(f"times and counts need the same non-zero length; got {len(times)} and {len(counts)}")
     origin = times[0]
-    figure, ax = _new_axes((8.0, 3.0))
+    figure, ax = new_axes((8.0, 3.0))
     ax.step([t - origin for t in times], counts, where="post", color="#3a7bd5", label="in flight")
     if limit is not None:
         ax.axhline(limit, color="#d64545", linestyle="--", label=f"limit = {limit}")

@@ -6,9 +6,9 @@ import time
 from prefect import flow
 
 
-@flow(log_prints=True)
+@flow(log_prints=True, persist_result=True)
 def where_am_i(label: str = "job", seconds: float = 0.0) -> dict:
-    """Sleep `seconds`, then report the process, folder and environment the worker gave this run."""
+    """Sleep `seconds`, then report the process, folder and environment the worker gave this run (result persisted)."""
     time.sleep(seconds)
     seen = {
         "label": label,
