@@ -462,3 +462,28 @@ def test_stats_accessors(fresh):
     assert "requests=" not in repr(stats) and "peak_in_flight=1" in repr(stats)
     times, counts = stats.in_flight_series()
     assert counts == [1, 0, 1, 0, 1, 0] and len(times) == 6
+
+
+# --- webhooks -----------------------------------------------------------------------------------------------------
+
+
+def test_a_webhook_call_is_recorded_with_its_body_and_headers_and_never_counted(fresh):
+    before = time.time()
+    answer = http.post(fresh.hook_url("on-failure"), json={"flow_run": "r1"}, headers={"X-Source": "prefect"})
+    http.post(fresh.hook_url("on-failure"), content=b"plain text", headers={"Content-Type": "text/plain"})
+    http.post(fresh.hook_url("other"), json=[1])
+    assert answer.status_code == 200 and answer.json() == {"received": 1}
+    first, second = fresh.hook_calls("on-failure")
+    assert (first["body"], first["headers"]["x-source"], first["id"]) == ({"flow_run": "r1"}, "prefect", 1)
+    assert second["body"] == "plain text" and before <= first["received"] <= second["received"] <= time.time()
+    assert [call["body"] for call in fresh.hook_calls("other")] == [[1]] and fresh.hook_calls("never") == []
+    assert fresh.stats().total == 0, "webhook calls are not data-endpoint requests"
+    fresh.reset()
+    assert fresh.hook_calls("on-failure") == []
+
+
+def test_a_webhook_name_is_one_path_segment(api):
+    assert api.hook_url("on-failure") == api.url + "/hooks/on-failure"
+    for bad in ("", "a/b", "a?b=1"):
+        with pytest.raises(ValueError, match="one non-empty path segment"):
+            api.hook_url(bad)

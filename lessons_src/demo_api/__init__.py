@@ -147,6 +147,16 @@ class DemoAPI:
             )
         return self.url + quote(path) + (f"?{urlencode(query)}" if query else "")
 
+    def hook_url(self, name: str) -> str:
+        """Return the URL at which the service records webhook calls named `name` (POST /hooks/{name})."""
+        if not name or "/" in name or "?" in name:
+            raise ValueError(f"a webhook name is one non-empty path segment, e.g. 'on-failure'; got {name!r}")
+        return f"{self.url}/hooks/{quote(name)}"
+
+    def hook_calls(self, name: str) -> list[dict[str, Any]]:
+        """Return the calls webhook `name` received since the last reset (body, headers, `received` epoch time)."""
+        return self._call("GET", f"/hooks/{quote(name)}")
+
     def configure(self, max_in_flight: int | None = None, max_per_second: float | None = None) -> dict[str, Any]:
         """Set the data endpoints' limits (None means unlimited) and return the limits now in force."""
         limits = {"max_in_flight": max_in_flight, "max_per_second": max_per_second}
@@ -154,7 +164,7 @@ class DemoAPI:
         return self._call("POST", "/admin/config", json=limits)
 
     def reset(self) -> None:
-        """Clear the counters, request log, attempt counts and charges, and remove all limits."""
+        """Clear the counters, request log, attempt counts, charges and webhook calls, and remove all limits."""
         self._call("POST", "/admin/reset")
 
     def stats(self) -> DemoStats:

@@ -211,6 +211,23 @@ class DemoState:
     charges: list[dict[str, Any]] = field(default_factory=list)
     charges_by_key: dict[str, dict[str, Any]] = field(default_factory=dict)
     duplicates_avoided: int = 0
+    hook_calls: list[dict[str, Any]] = field(default_factory=list)  # what POST /hooks/{name} received, in order
+
+    def receive(self, name: str, request: Request, body: bytes) -> dict[str, Any]:
+        """Record one call of webhook `name`: when it arrived, its JSON (or text) body and its headers."""
+        try:
+            payload: Any = json.loads(body) if body else None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            payload = body.decode(errors="replace")
+        call = {
+            "id": len(self.hook_calls) + 1,
+            "name": name,
+            "received": time.time(),
+            "body": payload,
+            "headers": dict(request.headers),
+        }
+        self.hook_calls.append(call)
+        return call
 
     def arrive(self, endpoint: str, request: Request, now: float) -> dict[str, Any]:
         """Log a request as it arrives and number it among the calls for its endpoint and key."""
@@ -488,15 +505,30 @@ async def configure(request: Request) -> Response:
 
 
 async def reset(request: Request) -> Response:
-    """Forget every record, attempt count, charge and limit."""
+    """Forget every record, attempt count, charge, webhook call and limit."""
     request.app.state.demo = DemoState()
     return JSONResponse({"status": "reset"})
+
+
+async def receive_hook(request: Request) -> Response:
+    """Record a webhook call (POST /hooks/{name}); never counted among the data endpoints' requests or limited."""
+    call = request.app.state.demo.receive(request.path_params["name"], request, await request.body())
+    return JSONResponse({"received": call["id"]})
+
+
+async def hook_calls(request: Request) -> Response:
+    """Return every call webhook `name` received since the last reset, oldest first (GET /hooks/{name})."""
+    name = request.path_params["name"]
+    return JSONResponse([call for call in request.app.state.demo.hook_calls if call["name"] == name])
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
     """Answer unknown paths and wrong methods with the service's JSON error body."""
     assert isinstance(exc, HTTPException)
-    endpoints = "GET /orders, GET /orders/{id}, GET /weather/{city}, POST /payments, GET /health, GET /admin/stats"
+    endpoints = (
+        "GET /orders, GET /orders/{id}, GET /weather/{city}, POST /payments, POST and GET /hooks/{name}, GET /health, "
+        "GET /admin/stats"
+    )
     detail = f"{request.method} {request.url.path} is not served here; endpoints: {endpoints}"
     return error(exc.status_code, detail, headers=exc.headers)
 
@@ -505,6 +537,8 @@ def create_app() -> Starlette:
     """Return a fresh demo API application with empty records and no limits."""
     routes = [
         *DATA_ROUTES,
+        Route("/hooks/{name}", receive_hook, methods=["POST"]),
+        Route("/hooks/{name}", hook_calls, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/admin/stats", stats, methods=["GET"]),
         Route("/admin/config", configure, methods=["POST"]),
