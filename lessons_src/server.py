@@ -42,12 +42,20 @@ PORT_ATTEMPTS = 3  # a port found free can be taken by another start before ours
 # `event_persister.flush_interval` s (Prefect's default 5 s; 1 s here, so checks and lessons read them back sooner).
 # A scheduled run nobody starts is renamed Late `late_runs.after_seconds` after its slot, checked every
 # `late_runs.loop_seconds` (Prefect's defaults 15 s and 5 s; 5 s and 1 s here, so lesson 11 shows a Late run in class).
+# A deployment run that finds its deployment's concurrency limit full (collision strategy ENQUEUE) waits, and the
+# server tries again after `deployments.concurrency_slot_wait_seconds` (Prefect's default 30 s; 1 s here, so lesson
+# and exercises 11 see the queued run start right after the first one ends).
+# Proactive automation triggers ("no event X within N s") are evaluated every `events.proactive_granularity` (Prefect's
+# default 5 s, written here as an ISO 8601 duration, as the server reports it): on 2026-12-01 a 10 s window fired
+# 4.5-4.8 s after it closed with 5 s, 0.45-0.89 s with 1 s (6 firings each), so lesson 12 waits for the window only.
 SERVER_SETTINGS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_SERVER_TASKS_TAG_CONCURRENCY_SLOT_WAIT_SECONDS": "0.5",
     "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL": "1",
-    "PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS": "5",
+    "PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS": "PT5S",
     "PREFECT_SERVER_SERVICES_LATE_RUNS_LOOP_SECONDS": "1",
+    "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "1",
+    "PREFECT_SERVER_EVENTS_PROACTIVE_GRANULARITY": "PT1S",
     "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
 }
 

@@ -21,7 +21,9 @@ def _run(name: str, pending: float | None, running: float | None, end: float | N
 
 
 def test_the_course_servers_late_run_setting_is_what_the_server_reports(course_server):
-    after = float(SERVER_SETTINGS["PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS"])
+    after = float(
+        SERVER_SETTINGS["PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS"].removeprefix("PT").removesuffix("S")
+    )
     loop = float(SERVER_SETTINGS["PREFECT_SERVER_SERVICES_LATE_RUNS_LOOP_SECONDS"])
     assert late_after_seconds() == after + loop == 6.0
     assert server_settings()["server"]["services"]["late_runs"]["enabled"] is True
