@@ -23,6 +23,9 @@ EX = exercises("08")
 @pytest.fixture(scope="module", autouse=True)
 def stop_serving_after_the_module():
     """Stop every serve process the checks started, then prove none is left."""
+    from lessons_src import setup
+
+    setup(quiet=True)  # the clean-up talks to the course server, also when only tests that need none were selected
     yield
     assert clean_up() == 0
     assert running_serve_processes() == []
