@@ -202,15 +202,15 @@ def recorded_events(event: str, resource_id: str, since: datetime, expected: int
     """
     from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter, EventResourceFilter
 
-    event_filter = EventFilter(
-        occurred=EventOccurredFilter(since=since),
-        event=EventNameFilter(name=[event]),
-        resource=EventResourceFilter(id=[resource_id]),
-    )
     quiet = unchanged_for(EVENTS_QUIET_S)
     with get_client(sync_client=True) as client:
 
         def read() -> list[Any]:
+            event_filter = EventFilter(
+                occurred=EventOccurredFilter(since=since),  # its `until` is now: built anew, so later events count
+                event=EventNameFilter(name=[event]),
+                resource=EventResourceFilter(id=[resource_id]),
+            )
             return client.read_events(event_filter, limit=50).events  # the most one page holds
 
         try:

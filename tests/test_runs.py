@@ -136,3 +136,18 @@ def test_unchanged_for_is_true_only_once_a_value_has_held_that_long():
     time.sleep(0.35)
     assert steady(1), "the same value for 0.35 s has held for 0.3 s"
     assert not steady(2), "a new value starts the wait again"
+
+
+def test_recorded_events_finds_events_that_occur_while_it_waits(course_server):
+    """EventOccurredFilter's `until` defaults to when the filter is built: a filter built once would miss these."""
+    import threading
+    from datetime import UTC, datetime
+
+    from prefect.events import emit_event
+
+    since, resource = datetime.now(UTC), f"course.test.{uuid.uuid4().hex}"
+    later = threading.Timer(1.0, lambda: emit_event("course.test.late", resource={"prefect.resource.id": resource}))
+    later.start()
+    found = recorded_events("course.test.late", resource, since, expected=1, timeout=15)
+    later.join()
+    assert len(found) == 1, f"{len(found)} events found; expected the one emitted 1 s after the wait began"
