@@ -46,23 +46,8 @@ def pytest_addoption(parser):
     parser.addoption("--pairs", default="", help="run only these pairs' tests (and every test of no pair), e.g. 01")
 
 
-def _start_rank(nodeid: str) -> int:
-    """Rank a test by how long its group runs, longest first: lessons, exercises in kernels, graders, the rest."""
-    if nodeid.startswith("notebooks/"):
-        return 0  # a lesson under nbval: 10-60 s, its cells in order on one worker
-    if nodeid.startswith("tests/test_exercises_in_kernels.py"):
-        return 1  # an exercises notebook and its references in a kernel: 20-55 s per pair
-    if nodeid.startswith("tests/test_exercises_"):
-        return 2
-    return 3
-
-
 def pytest_collection_modifyitems(config, items):
-    """Start the longest groups first, so no worker is left with one at the end; with --pairs, keep those pairs.
-
-    xdist hands out groups (a module, a class, a notebook) in collection order; the order inside each group stays.
-    """
-    items.sort(key=lambda item: _start_rank(item.nodeid))  # stable: each group's tests keep their order
+    """With --pairs, deselect other pairs' tests (test_exercises_NN.py, TestPairNN, notebooks/NN_*)."""
     wanted = {p for p in config.getoption("--pairs").split(",") if p}
     if not wanted:
         return
