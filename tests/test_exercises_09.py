@@ -277,13 +277,29 @@ def extract_pages_state_after_as_completed(urls: list[str]) -> dict:
         (1, fetch_only_the_items, "fetch_page returned a list of 10 items; expected the JSON body"),
         (2, extract_ignoring_page_size, "Put page_size in every request's URL"),
         (2, extract_page_bodies, "each a whole page body"),
-        (5, extract_pages_state_after_as_completed, "read future.state only after future.wait()"),
     ],
     ids=lambda value: getattr(value, "__name__", str(value))[:30],
 )
 def test_wrong_answers_are_rejected_twice_alike(graded, demo_api, number, wrong, expected_message):
     outcome = graded(EX, number, wrong)
     assert outcome.status == "failed" and expected_message in outcome.message, outcome
+
+
+def test_reading_the_state_right_after_as_completed_is_graded_by_what_the_flow_reported(course_server, demo_api):
+    """That answer races the server (the state is read from it, which may not have recorded the end yet), so it is
+    wrong on most runs, not all: CI once graded it passed, then failed. Every verdict must follow what it reported."""
+    import logging
+
+    from lessons_src.logs import quiet_console
+
+    with quiet_console(logging.CRITICAL):
+        outcomes = [EX.evaluate(5, extract_pages_state_after_as_completed) for _ in range(3)]
+    for outcome in outcomes:
+        assert "Traceback" not in outcome.message, outcome
+        if outcome.status == "failed":
+            assert "read future.state only after future.wait()" in outcome.message, outcome
+        else:
+            assert outcome.status == "passed" and "reported the failing page" in outcome.message, outcome
 
 
 # ---- right answers, written differently from the reference ----
