@@ -65,7 +65,7 @@ class WorkerProcess(BackgroundProcess):
             while True:
                 if not self.running:
                     raise self.exited_error(f"worker {self.name!r}")
-                for worker in client.read_workers_for_work_pool(self.pool):
+                for worker in _workers_of(client, self.pool):
                     beat = worker.last_heartbeat_time
                     if worker.name == self.name and beat is not None and beat >= self.started_at:
                         return worker
@@ -76,6 +76,20 @@ class WorkerProcess(BackgroundProcess):
     def __repr__(self) -> str:
         state = "running" if self.running else f"exited ({self.process.returncode if self.process else 'not started'})"
         return f"<WorkerProcess {self.name!r} of pool {self.pool!r} pid={self.pid} {state}>"
+
+
+def _workers_of(client: Any, pool: str) -> list[Any]:
+    """Return the workers the server knows for `pool`; none while the pool does not exist yet (a worker creates it)."""
+    from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+
+    try:
+        return client.read_workers_for_work_pool(pool)
+    except ObjectNotFound:
+        return []
+    except PrefectHTTPStatusError as error:
+        if error.response.status_code == 404:
+            return []
+        raise
 
 
 def start_worker(

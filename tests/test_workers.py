@@ -78,7 +78,8 @@ def test_a_worker_started_with_sigint_ignored_still_stops_on_sigterm(pool):
 
 def test_a_worker_of_a_missing_pool_is_reported_with_its_log(course_server):
     worker = workers.WorkerProcess("no-such-pool-here", "test-worker-c", limit=1)
-    worker.command = [sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"]
+    # It lives 1 s, so the wait reads the pool (not created: 404) before the exit, the race CI once lost.
+    worker.command = [sys.executable, "-c", "import sys, time; print('boom', flush=True); time.sleep(1); sys.exit(3)"]
     worker.start()
     with pytest.raises(RuntimeError, match=r"(?s)exited \(code 3\).*boom"):
         worker.wait_until_ready(timeout=30)
