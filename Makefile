@@ -5,13 +5,16 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: course test install server-stop reset constraints clean
+.PHONY: course test site install server-stop reset constraints clean
 
 course:  ## start the Prefect server and open JupyterLab on notebooks/
 	$(PYTHON) course.py course
 
 test:  ## lint, unit tests and nbval over every notebook; stops what it started
 	$(PYTHON) course.py test
+
+site:  ## execute every notebook against the course server and build the website into _site/
+	$(PYTHON) course.py site
 
 install:
 	$(PYTHON) course.py install

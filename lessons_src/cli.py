@@ -1,4 +1,4 @@
-"""The course's command line: `python -m lessons_src server|demo-api|course|test ...`."""
+"""The course's command line: `python -m lessons_src server|demo-api|course|test|site ...`."""
 
 from __future__ import annotations
 
@@ -84,6 +84,32 @@ def _doctor() -> int:
     failed = [r for r in results if not r.ok]
     print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
     return 1 if failed else 0
+
+
+def _site(pairs: Sequence[str]) -> int:
+    """Build the website from freshly executed notebooks; stop the course services afterwards if it started them."""
+    from lessons_src.notebooks import course_notebooks
+    from lessons_src.site import build_site, pages_url
+
+    unknown = sorted(set(pairs) - {p.name[:2] for p in course_notebooks()})
+    if unknown:
+        print(f"error: no pair {', '.join(unknown)}; pairs are two digits, e.g. --pairs 01,02", file=sys.stderr)
+        return 2
+    server_was_running = server.running_server() is not None
+    api_was_running = demo_api.running_demo_api() is not None
+    try:
+        server.start_server()
+        built = build_site(pairs)
+    finally:
+        if not api_was_running:
+            demo_api.stop_demo_api()
+        if not server_was_running:
+            server.stop_server()
+    print(
+        f"Built {len(built.pages)} notebook pages with {built.figures} figures into {built.folder} "
+        f"in {built.seconds:.0f} s. Open {built.folder / 'index.html'}; published at {pages_url()}"
+    )
+    return 0
 
 
 def _jupyter_lab_command() -> list[str]:
@@ -173,6 +199,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     notebooks_parser.add_argument("action", choices=["tidy", "check", "time"])
     commands.add_parser("doctor", help="check this machine before class: versions, ports, disk, server, demo API")
     commands.add_parser("course", help="start the server and open JupyterLab on the notebooks")
+    site_parser = commands.add_parser("site", help="execute every notebook and build the website into _site/")
+    site_parser.add_argument(
+        "--pairs", type=lambda text: text.split(","), default=[], help="only these pairs' notebooks, e.g. 01"
+    )
     test_parser = commands.add_parser("test", help="lint, unit tests and every notebook (nbval)")
     test_parser.add_argument(
         "--workers", type=int, default=TEST_WORKERS, help="test processes (each with its own course home)"
@@ -195,6 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _doctor()
         if args.command == "course":
             return _course()
+        if args.command == "site":
+            return _site(args.pairs)
         return _test([*unknown, *args.pytest_args], args.pairs, args.workers)
     except (server.CourseServerError, DemoAPIError) as error:
         print(f"error: {error}", file=sys.stderr)

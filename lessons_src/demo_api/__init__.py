@@ -212,7 +212,8 @@ def _healthy(client: httpx.Client, url: str) -> bool:
         return False
 
 
-def _running() -> DemoAPI | None:
+def running_demo_api() -> DemoAPI | None:
+    """Return the demo API of this course home if it answers, else None."""
     api = _read_state()
     if api is None or not _is_demo_api(api):
         return None
@@ -223,7 +224,7 @@ def _running() -> DemoAPI | None:
 def start_demo_api(timeout: float = START_TIMEOUT_S) -> DemoAPI:
     """Return the running demo API, or start one in the background on a free port and wait until it answers."""
     with start_lock(_files().lock):
-        running = _running()
+        running = running_demo_api()
         if running is not None:
             return running
         port = free_port(HOST)
@@ -253,7 +254,7 @@ def stop_demo_api() -> bool:
 
 def get_demo_api() -> DemoAPI:
     """Return the running demo API, or raise DemoAPINotRunning saying how to start it."""
-    api = _running()
+    api = running_demo_api()
     if api is None:
         raise DemoAPINotRunning(f"The demo API is not running. {HOW_TO_START}")
     return api
@@ -261,7 +262,7 @@ def get_demo_api() -> DemoAPI:
 
 def demo_api_problem() -> str | None:
     """Return why a demo API that was started no longer answers, with the fix, or None (running, or never started)."""
-    if _read_state() is None or _running() is not None:
+    if _read_state() is None or running_demo_api() is not None:
         return None
     return (
         "the course's demo API stopped answering. Start it again with `python -m lessons_src demo-api start`, "
@@ -271,5 +272,5 @@ def demo_api_problem() -> str | None:
 
 def demo_api_status() -> str:
     """Return one line: "running at <url> (pid N)" or "not running" with how to start it."""
-    api = _running()
+    api = running_demo_api()
     return f"running at {api.url} (pid {api.pid})" if api else f"not running. {HOW_TO_START}"
