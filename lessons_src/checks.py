@@ -9,6 +9,7 @@ import io
 import reprlib
 import sysconfig
 import textwrap
+import threading
 import tokenize
 import traceback
 from collections.abc import Callable, Coroutine, Sequence
@@ -195,6 +196,16 @@ def course_services_problem() -> str | None:
     return server_problem() or demo_api_problem()
 
 
+def _keep_verdict(pair: str, number: int, title: str, status: str) -> None:
+    """Record a check's verdict in the learner's progress (`python -m lessons_src progress`); never fail the check."""
+    from lessons_src.progress import record_verdict
+
+    try:
+        record_verdict(pair, number, title, status)
+    except OSError as error:
+        print(f"(progress not saved: {error})")
+
+
 @dataclass(frozen=True)
 class Outcome:
     """The result of grading one answer: "passed", "failed", "unsolved" or "course-problem" (not the learner's)."""
@@ -255,6 +266,7 @@ class ExerciseSet:
         """Grade `answer` for exercise `number`, print one line saying so, and return whether it passed."""
         outcome = self.evaluate(number, answer)
         label = f"Exercise {self.pair}.{number} ({self.get(number).title})"
+        _keep_verdict(self.pair, number, self.get(number).title, outcome.status)
         if outcome.status == "passed":
             print(f"✅ {label}: passed. {outcome.message}")
         elif outcome.status == "unsolved":
@@ -347,6 +359,29 @@ def call_answer(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
     value = function(*args, **kwargs)
     return run_coro_as_sync(value) if inspect.iscoroutine(value) else value
+
+
+def call_in_thread(function: Callable[..., Any], *args: Any) -> Any:
+    """Call a learner's function, sync or `async def`, in a thread of its own and return its value (or raise its error).
+
+    No event loop runs in that thread, so Prefect's dual functions (`from_source`, `deploy`, `serve`, ...) run
+    synchronously in a plain `def`, and an `async def` gets a fresh loop: both work although a notebook's loop runs.
+    """
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            value = function(*args)
+            outcome["value"] = asyncio.run(value) if inspect.iscoroutine(value) else value
+        except BaseException as error:  # handed back to the caller below
+            outcome["error"] = error
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
 
 
 def run_flow(flow: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:

@@ -8,6 +8,7 @@ from lessons_src.checks import (
     Exercise,
     ExerciseSet,
     call_answer,
+    call_in_thread,
     describe,
     expect,
     require_flow,
@@ -205,6 +206,46 @@ def test_call_answer_returns_the_value_of_sync_and_async_functions():
 
     assert call_answer(later, 1) == 2
     assert call_answer(lambda x: x + 1, 1) == 2
+
+
+def test_call_in_thread_runs_sync_and_async_functions_off_a_running_loop_and_hands_back_errors():
+    import asyncio
+    import threading
+
+    def sync_answer(x: int) -> tuple[int, bool]:
+        try:
+            asyncio.get_running_loop()
+            loop_running = True
+        except RuntimeError:
+            loop_running = False
+        return x + 1, loop_running or threading.current_thread() is threading.main_thread()
+
+    async def async_answer(x: int) -> int:
+        await asyncio.sleep(0)
+        return x * 2
+
+    def broken() -> None:
+        raise ValueError("the learner's bug")
+
+    async def from_a_notebook_loop() -> tuple[tuple[int, bool], int]:
+        return call_in_thread(sync_answer, 1), call_in_thread(async_answer, 4)
+
+    assert asyncio.run(from_a_notebook_loop()) == ((2, False), 8)
+    with pytest.raises(ValueError, match="the learner's bug"):
+        call_in_thread(broken)
+
+
+def test_fire_times_compare_schedules_by_what_they_do():
+    from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
+
+    from lessons_src.schedule_times import WINDOW_START, fire_times
+
+    weekdays = fire_times(CronSchedule(cron="0 9 * * 1-5", timezone="Europe/Paris"))
+    assert weekdays == fire_times(CronSchedule(cron="0 9 * * MON-FRI", timezone="Europe/Paris"))
+    # 2028 starts on a Saturday and has 366 days: 52 whole weeks of 5 weekdays, then a Saturday and a Sunday.
+    assert len(weekdays) == 260, len(weekdays)
+    assert weekdays[0] == WINDOW_START.replace(day=3, hour=8), weekdays[0]  # Monday 09:00 in Paris is 08:00 UTC
+    assert fire_times(IntervalSchedule(interval=21600))[:3] != weekdays[:3]
 
 
 def test_run_coroutine_works_with_and_without_a_running_event_loop():

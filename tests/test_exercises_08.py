@@ -14,7 +14,8 @@ from prefect.deployments import run_deployment
 from prefect.schedules import Cron, Interval, RRule
 
 from lessons_src.exercises import exercises
-from lessons_src.exercises.e08_deployments_and_schedules import add_up, clean_up, fire_times, say_hello
+from lessons_src.exercises.e08_deployments_and_schedules import add_up, clean_up, say_hello
+from lessons_src.schedule_times import fire_times
 from lessons_src.serving import DeploymentSpec, running_serve_processes
 
 EX = exercises("08")

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import re
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -23,11 +21,12 @@ from lessons_src.checks import (
     Exercise,
     ExerciseSet,
     call_answer,
+    call_in_thread,
     expect,
     require_type,
-    run_coroutine,
     short,
 )
+from lessons_src.schedule_times import fire_times
 from lessons_src.serving import (
     DeploymentSpec,
     ServeProcess,
@@ -81,25 +80,7 @@ def hello_spec():
 
 # ---- schedules compared by what they do ----
 
-# A leap year from 1 January: every weekday, both daylight-saving changes of Europe and 29 February.
-WINDOW_START = datetime(2028, 1, 1, tzinfo=UTC)
-WINDOW_END = WINDOW_START + timedelta(days=366)
 PARIS = "Europe/Paris"
-
-
-def fire_times(schedule: Any, start: datetime = WINDOW_START, end: datetime = WINDOW_END) -> list[datetime]:
-    """Return when a schedule fires between `start` and `end` (at most 1000 times), computed by the server's own code.
-
-    The server's scheduler creates runs from `prefect.server.schemas.schedules` (its `_get_dates_generator`); a
-    schedule read back through the client is converted to that model, so `'0 9 * * MON-FRI'` and `'0 9 * * 1-5'`,
-    or `Interval(21600)` and `Interval(timedelta(hours=6))`, give the same times.
-    """
-    from prefect.server.schemas import schedules as server_schedules
-
-    kind = getattr(server_schedules, type(schedule).__name__)
-    server_schedule = kind.model_validate(schedule.model_dump())
-    dates = run_coroutine(server_schedule.get_dates(n=1000, start=start, end=end))
-    return [datetime.fromtimestamp(date.timestamp(), UTC) for date in dates]
 
 
 def _timezone(schedule: Any) -> str:
@@ -185,7 +166,7 @@ def _apply_and_read(deployment: Any, full_name: str) -> Any:
 def _deployment_from(answer: Any) -> Any:
     """Call the learner's function (awaiting it if async) and return the deployment it built."""
     expect(callable(answer), f"your answer should be a function that returns a deployment; got {short(answer)}")
-    deployment = _run_in_thread(answer) if inspect.iscoroutinefunction(answer) else answer()
+    deployment = call_in_thread(answer) if inspect.iscoroutinefunction(answer) else answer()
     if inspect.iscoroutine(deployment):
         deployment.close()
         raise CheckFailed(
@@ -267,24 +248,6 @@ def _served(spec: DeploymentSpec) -> Iterator[ServeProcess]:
         delete_deployments(*serving.deployment_names)
 
 
-def _run_in_thread(function: Any, *args: Any) -> Any:
-    """Run an async function to completion on a fresh event loop in a thread (a notebook's loop is busy)."""
-    outcome: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            outcome["value"] = asyncio.run(function(*args))
-        except BaseException as error:  # handed back to the caller below
-            outcome["error"] = error
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
-
-
 def _close_coroutines(error: BaseException) -> None:
     """Close the never-awaited coroutines left in the learner's frames, so Python does not warn about them later."""
     frame = error.__traceback__
@@ -298,7 +261,7 @@ def _close_coroutines(error: BaseException) -> None:
 def _trigger(answer: Any, numbers: list[int]) -> Any:
     """Call the learner's function as a notebook would (async on an event loop, sync right here); return its value."""
     try:
-        value = _run_in_thread(answer, numbers) if inspect.iscoroutinefunction(answer) else answer(numbers)
+        value = call_in_thread(answer, numbers) if inspect.iscoroutinefunction(answer) else answer(numbers)
     except ObjectNotFound:
         raise CheckFailed(
             f"run_deployment found no deployment by the name you gave; the check serves '{SUM_DEPLOYMENT}' "

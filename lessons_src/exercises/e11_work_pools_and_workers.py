@@ -7,12 +7,9 @@ it; pools and deployments whose runs are the evidence stay until the next check 
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import shutil
 import tempfile
 import textwrap
-import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -39,13 +36,14 @@ from lessons_src.checks import (
     CourseProblem,
     Exercise,
     ExerciseSet,
+    call_in_thread,
     expect,
     require_signature,
     require_type,
     short,
 )
-from lessons_src.exercises.e08_deployments_and_schedules import fire_times
 from lessons_src.runs import flow_run_logs, read_flow_run
+from lessons_src.schedule_times import fire_times
 from lessons_src.serving import delete_deployments, flows_dir, read_deployment
 
 FLOW = "where-am-i"  # the flow `where_am_i` in flows/pool_project/jobs.py
@@ -159,28 +157,10 @@ deployments:
 
 
 def _call(answer: Callable[..., Any], *args: Any) -> Any:
-    """Call a learner's function, sync or `async def`, in a thread of its own and return its value.
-
-    No event loop runs in that thread, so Prefect's dual functions (`from_source`, `deploy`, ...) run synchronously in
-    a plain `def`, and an `async def` gets a fresh loop: both work although the notebook's own loop is running.
-    """
-    outcome: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            value = answer(*args)
-            outcome["value"] = asyncio.run(value) if inspect.iscoroutine(value) else value
-        except BaseException as error:  # handed back to the caller below
-            outcome["error"] = error
-
+    """Call a learner's function, sync or `async def`, in a thread of its own; return its value."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message='install "ipywidgets"')  # deploy's progress display, in Jupyter
-        thread = threading.Thread(target=target)
-        thread.start()
-        thread.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome.get("value")
+        return call_in_thread(answer, *args)
 
 
 def _expect_function(answer: Any, name: str, args: tuple[Any, ...], takes: str) -> None:
