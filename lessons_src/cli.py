@@ -112,6 +112,21 @@ def _site(pairs: Sequence[str]) -> int:
     return 0
 
 
+def _progress(patterns: Sequence[str]) -> int:
+    """Print this learner's progress table, or with patterns the class view of every course home they match."""
+    from lessons_src import progress
+
+    if not patterns:
+        print(progress.learner_table(progress.read_progress()))
+        return 0
+    homes = progress.find_homes(patterns)
+    if not homes:
+        print(f"No course home with a {progress.FILE_NAME} matches {' '.join(patterns)}", file=sys.stderr)
+        return 1
+    print(progress.class_view(progress.read_progress(home) for home in homes))
+    return 0
+
+
 def _jupyter_lab_command() -> list[str]:
     command = [sys.executable, "-m", "jupyter", "lab", "--notebook-dir", str(repo_root() / "notebooks")]
     if getattr(os, "geteuid", lambda: 1)() == 0:  # JupyterLab refuses to run as root unless told to (containers, CI)
@@ -199,6 +214,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     notebooks_parser.add_argument("action", choices=["tidy", "check", "time"])
     commands.add_parser("doctor", help="check this machine before class: versions, ports, disk, server, demo API")
     commands.add_parser("course", help="start the server and open JupyterLab on the notebooks")
+    progress_parser = commands.add_parser(
+        "progress", help="this learner's exercise verdicts; with --class, every learner's course home it matches"
+    )
+    progress_parser.add_argument(
+        "--class",
+        dest="homes",
+        nargs="+",
+        default=[],
+        metavar="PATTERN",
+        help="course homes to collect, e.g. '/home/*/prefect3-hands-on/.course'",
+    )
     site_parser = commands.add_parser("site", help="execute every notebook and build the website into _site/")
     site_parser.add_argument(
         "--pairs", type=lambda text: text.split(","), default=[], help="only these pairs' notebooks, e.g. 01"
@@ -225,6 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _doctor()
         if args.command == "course":
             return _course()
+        if args.command == "progress":
+            return _progress(args.homes)
         if args.command == "site":
             return _site(args.pairs)
         return _test([*unknown, *args.pytest_args], args.pairs, args.workers)
