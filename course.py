@@ -22,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 SUPPORTED = [(3, 14), (3, 13), (3, 12), (3, 11)]  # newest first; pyproject.toml's requires-python says the same
 PINNED_FILES = ("requirements.txt", "constraints.txt", "pyproject.toml")
+LAB_SETTINGS = ROOT / "jupyterlab" / "overrides.json"  # the course's JupyterLab settings, for every environment
 INSTALL_HELP = """No supported Python (3.11 to 3.14) was found. Install one, then run this command again:
   Windows:        winget install Python.Python.3.13   (or python.org; then: py course.py)
   macOS:          brew install python@3.13             (or python.org)
@@ -75,6 +76,19 @@ def pins_digest(version: tuple[int, int]) -> str:
     return digest.hexdigest()
 
 
+def install_lab_settings(prefix: Path) -> Path:
+    """Put the course's JupyterLab settings (jupyterlab/overrides.json) where the JupyterLab of `prefix` reads them.
+
+    They turn off the "get notified about official Jupyter news?" pop-up that otherwise covers the first lesson.
+    """
+    target = prefix / "share" / "jupyter" / "lab" / "settings" / "overrides.d" / "prefect-course.json"
+    settings = LAB_SETTINGS.read_text()
+    if not target.exists() or target.read_text() != settings:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(settings)
+    return target
+
+
 def ensure_environment(venv: Path, requested: str | None) -> Path:
     """Create `venv` and install the pinned set into it unless it is already up to date; return its Python."""
     python = venv_python(venv)
@@ -83,6 +97,7 @@ def ensure_environment(venv: Path, requested: str | None) -> Path:
     if version in SUPPORTED and requested and version_of([requested]) != version:
         version = None  # a different Python was asked for: rebuild
     if version in SUPPORTED and stamp.exists() and stamp.read_text() == pins_digest(version):
+        install_lab_settings(venv)
         return python
     started = time.monotonic()
     if version not in SUPPORTED:
@@ -103,6 +118,7 @@ def ensure_environment(venv: Path, requested: str | None) -> Path:
         cwd=ROOT,
         check=True,
     )
+    install_lab_settings(venv)
     stamp.write_text(pins_digest(version))
     print(f"[setup] ready in {time.monotonic() - started:.0f} s", flush=True)
     return python

@@ -40,6 +40,17 @@ def test_an_up_to_date_environment_is_reused_without_installing(tmp_path, monkey
     monkeypatch.setattr(bootstrap.subprocess, "run", _refuse_installs(bootstrap.subprocess.run))
     assert bootstrap.ensure_environment(tmp_path, None) == python
     assert bootstrap.pins_digest(version) != bootstrap.pins_digest((version[0], version[1] + 1))
+    # an environment made before the course's JupyterLab settings existed gets them on its next start
+    assert (tmp_path / "share/jupyter/lab/settings/overrides.d/prefect-course.json").exists()
+
+
+def test_jupyterlab_reads_the_course_settings_that_turn_the_news_pop_up_off(tmp_path):
+    from jupyterlab_server.settings_utils import _get_overrides
+
+    written = bootstrap.install_lab_settings(tmp_path)
+    assert bootstrap.install_lab_settings(tmp_path) == written  # again: unchanged
+    overrides, error = _get_overrides(str(tmp_path / "share" / "jupyter" / "lab" / "settings"))
+    assert error == "" and overrides["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false", overrides
 
 
 def _refuse_installs(run):

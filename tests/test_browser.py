@@ -65,6 +65,7 @@ def test_the_01_lesson_runs_all_cells_in_a_real_browser(lesson_in_lab):
             polling=500,
         )
         report = page.evaluate(NOTEBOOK_REPORT)
+        news_pop_ups = page.get_by_text("official Jupyter news").count()  # off in jupyterlab/overrides.json
         page.locator(".jp-RenderedImage img").first.scroll_into_view_if_needed()
         SCREENSHOT.parent.mkdir(exist_ok=True)
         page.screenshot(path=str(SCREENSHOT), full_page=False)
@@ -72,3 +73,4 @@ def test_the_01_lesson_runs_all_cells_in_a_real_browser(lesson_in_lab):
     assert report["cells"] > 10 and report["unrun"] == 0
     assert report["unplanned"] == [], report
     assert report["images"] >= 3, report  # the lesson's measured plots rendered as images
+    assert news_pop_ups == 0, "JupyterLab asked about Jupyter news over the lesson: course.py install_lab_settings"
