@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 
 import pytest
 
 from lessons_src.paths import repo_root
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS, MISSING, WHY_MISSING
 
-CHROMIUM = os.environ.get("COURSE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOT = repo_root() / "artifacts" / "browser_01_flows_and_tasks.png"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
-# In CI the browser test must run (.ci/run installs Debian's chromium); on a learner's machine it may be skipped.
-if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):
-    pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
+if MISSING:
+    pytest.skip(WHY_MISSING, allow_module_level=True)
 
 # Executed in the page: every code cell has run, and only cells tagged raises-exception hold an error.
 NOTEBOOK_REPORT = """() => {

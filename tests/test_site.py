@@ -3,7 +3,6 @@ course server, renders in headless Chromium with every figure it drew."""
 
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
@@ -12,7 +11,7 @@ import yaml
 from lessons_src import site
 from lessons_src.notebooks import course_notebooks
 from lessons_src.paths import repo_root
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS, MISSING, WHY_MISSING
 
 
 def test_links_to_notebooks_documents_and_the_readme_point_at_site_pages():
@@ -89,7 +88,7 @@ def test_the_exercises_page_is_unsolved_and_says_checks_need_a_live_kernel(built
     assert "⏳" in page and "✅" not in page and "Traceback" not in page, "exercises shown solved or broken"
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get("CI"), reason="chromium is not installed")
+@pytest.mark.skipif(MISSING, reason=WHY_MISSING)
 def test_chromium_renders_the_01_lesson_page_with_its_figures(built_01):
     from playwright.sync_api import sync_playwright
 
