@@ -15,6 +15,9 @@ NAV_TAG = "navigation"
 CONTENTS_START, CONTENTS_END = "<!-- contents:start -->", "<!-- contents:end -->"
 TIMINGS_START, TIMINGS_END = "<!-- timings:start -->", "<!-- timings:end -->"
 OBJECTIVES_START, OBJECTIVES_END = "<!-- objectives:start -->", "<!-- objectives:end -->"
+NOTES_START, NOTES_END = "<!-- notes:start -->", "<!-- notes:end -->"
+NOTES_KEY = "instructor_notes"  # notebook metadata: Markdown lines an instructor reads, which a learner never sees
+NOTES_PARTS = ("**Say:**", "**Where learners get stuck:**", "**Timing:**")
 
 
 def course_notebooks() -> list[Path]:
@@ -169,9 +172,24 @@ def objectives_section() -> str:
     return "\n\n".join(parts)
 
 
+def instructor_notes(path: Path) -> str:
+    """Return a lesson's instructor notes, kept in the notebook's metadata (JupyterLab does not show them)."""
+    return "".join(json.loads(path.read_text())["metadata"].get(NOTES_KEY, [])).strip()
+
+
+def notes_section() -> str:
+    """Return the instructor guide's notes, lesson by lesson, taken from each lesson notebook."""
+    parts = []
+    for lesson in (p for p in course_notebooks() if not p.stem.endswith("_exercises")):
+        parts.append(f"### {title_of(lesson)}\n\n{instructor_notes(lesson) or '(no notes yet)'}")
+    return "\n\n".join(parts)
+
+
 def guide_with_objectives(guide: str) -> str:
-    """Return the instructor guide with the generated objectives between its markers."""
-    return _between(guide, OBJECTIVES_START, OBJECTIVES_END, objectives_section())
+    """Return the instructor guide with the generated objectives and instructor notes between their markers."""
+    return _between(
+        _between(guide, OBJECTIVES_START, OBJECTIVES_END, objectives_section()), NOTES_START, NOTES_END, notes_section()
+    )
 
 
 def write_timings(table: str) -> Path:

@@ -153,6 +153,15 @@ def test_the_instructor_guide_lists_every_lessons_objectives():
     assert notebooks.guide_with_objectives(guide) == guide, "run: python -m lessons_src notebooks tidy"
 
 
+def test_every_lesson_has_instructor_notes_in_three_parts_that_learners_do_not_see():
+    for lesson in (p for p in notebooks.course_notebooks() if not p.stem.endswith("_exercises")):
+        notes = notebooks.instructor_notes(lesson)
+        where = [notes.find(part) for part in notebooks.NOTES_PARTS]
+        assert -1 not in where and where == sorted(where), f"{lesson.name}: notes need {notebooks.NOTES_PARTS} in order"
+        cells = "".join("".join(c["source"]) for c in json.loads(lesson.read_text())["cells"])
+        assert notebooks.NOTES_PARTS[1] not in cells, f"{lesson.name}: instructor notes belong in metadata, not a cell"
+
+
 def test_the_instructor_guide_has_a_measured_time_for_every_notebook():
     guide = (ROOT / "docs" / "instructor_guide.md").read_text()
     table = guide.split(notebooks.TIMINGS_START)[1].split(notebooks.TIMINGS_END)[0]
