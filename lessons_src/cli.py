@@ -225,6 +225,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="PATTERN",
         help="course homes to collect, e.g. '/home/*/prefect3-hands-on/.course'",
     )
+    classroom_parser = commands.add_parser(
+        "classroom", help="rehearse: a real local JupyterHub whose learners all run the 01 lesson at once"
+    )
+    classroom_parser.add_argument("action", choices=["rehearse"])
+    classroom_parser.add_argument("--learners", type=int, default=3, help="how many learner accounts (default 3)")
     site_parser = commands.add_parser("site", help="execute every notebook and build the website into _site/")
     site_parser.add_argument(
         "--pairs", type=lambda text: text.split(","), default=[], help="only these pairs' notebooks, e.g. 01"
@@ -251,6 +256,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _doctor()
         if args.command == "course":
             return _course()
+        if args.command == "classroom":
+            from lessons_src.classroom import rehearse
+
+            return rehearse(args.learners)
         if args.command == "progress":
             return _progress(args.homes)
         if args.command == "site":

@@ -223,6 +223,8 @@ def build_site(
         (folder / page_name(document)).write_text(
             _page(_document_title(document), _markdown(text), document), encoding="utf-8"
         )
+    for attachments in (d for d in (repo_root() / "docs").iterdir() if d.is_dir()):
+        shutil.copytree(attachments, folder / attachments.name)  # files the documents link to, e.g. classroom/*.yaml
     (folder / "index.html").write_text(index_page(), encoding="utf-8")
     (folder / ".nojekyll").write_text("")  # GitHub Pages serves the files as they are
     return BuiltSite(folder, tuple(pages), sum(count_figures(p) for p in pages), time.monotonic() - started)

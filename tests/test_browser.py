@@ -6,6 +6,7 @@ import shutil
 
 import pytest
 
+from lessons_src.browser import KERNEL_IDLE, NOTEBOOK_REPORT
 from lessons_src.paths import repo_root
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS, MISSING, WHY_MISSING
 
@@ -13,17 +14,6 @@ SCREENSHOT = repo_root() / "artifacts" / "browser_01_flows_and_tasks.png"
 
 if MISSING:
     pytest.skip(WHY_MISSING, allow_module_level=True)
-
-# Executed in the page: every code cell has run, and only cells tagged raises-exception hold an error.
-NOTEBOOK_REPORT = """() => {
-  const panel = window.jupyterapp.shell.currentWidget;
-  const cells = [...panel.content.model.cells].filter(c => c.type === 'code');
-  const unrun = cells.filter(c => c.executionCount === null).length;
-  const unplanned = cells.filter(c => c.outputs.toJSON().some(o => o.output_type === 'error')
-      && !(c.getMetadata('tags') || []).includes('raises-exception')).map(c => c.sharedModel.source.slice(0, 60));
-  const images = panel.content.node.querySelectorAll('.jp-RenderedImage img').length;
-  return {cells: cells.length, unrun, unplanned, images, busy: panel.sessionContext.kernelDisplayStatus};
-}"""
 
 
 @pytest.fixture
@@ -41,12 +31,7 @@ def test_the_01_lesson_runs_all_cells_in_a_real_browser(lesson_in_lab):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(lesson_in_lab)
-        page.wait_for_function(
-            "() => window.jupyterapp && window.jupyterapp.shell.currentWidget "
-            "&& window.jupyterapp.shell.currentWidget.sessionContext "
-            "&& window.jupyterapp.shell.currentWidget.sessionContext.kernelDisplayStatus === 'idle'",
-            timeout=90_000,
-        )
+        page.wait_for_function(KERNEL_IDLE, timeout=90_000)
         page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
         page.wait_for_function(
             f"() => {{ const r = ({NOTEBOOK_REPORT})(); return r.unrun === 0 && r.busy === 'idle'; }}",

@@ -82,6 +82,14 @@ def test_every_figure_of_the_executed_01_lesson_is_on_its_page(built_01):
     assert not relative, f"links still point at repository files: {relative}"
 
 
+def test_files_the_documents_link_to_are_published_beside_them(built_01):
+    for folder in (d for d in (repo_root() / "docs").iterdir() if d.is_dir()):
+        for path in folder.rglob("*"):
+            if path.is_file():
+                copy = built_01.folder / path.relative_to(repo_root() / "docs")
+                assert copy.read_bytes() == path.read_bytes(), f"{copy} is missing or differs"
+
+
 def test_the_exercises_page_is_unsolved_and_says_checks_need_a_live_kernel(built_01):
     page = (built_01.folder / "01_flows_and_tasks_exercises.html").read_text()
     assert site.EXERCISES_NOTE in page
