@@ -315,7 +315,7 @@ def pay_headers_as_text(url: str, payment_id: str, order_id: int, amount: float)
     [
         (1, too_few_retries, "ended Failed after 2 attempts"),
         (1, no_wait, "retried at once, without waiting"),
-        (1, waits_too_short, "waited [0.01, 0.01] s before the retries; each wait should be at least 0.05 s"),
+        (1, waits_too_short, "s before the retries; each wait should be at least 0.05 s"),  # the waits are measured
         (1, waits_as_a_tuple, "got tuple (0.05, 0.1): Prefect accepts a list, not a tuple"),
         (1, prefect1_style, "max_retries is not a retry option"),
         (2, fixed_waits, "the waits should grow"),
