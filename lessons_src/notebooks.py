@@ -8,6 +8,7 @@ import re
 import time
 import tomllib
 from pathlib import Path
+from typing import Any
 
 from lessons_src.paths import repo_root
 
@@ -199,8 +200,11 @@ def write_timings(table: str) -> Path:
     return guide
 
 
-def run_all_seconds(path: Path, timeout: int = 300) -> float:
-    """Execute a notebook in a fresh kernel, as Run All does, and return the seconds its cells took."""
+def execute(path: Path, timeout: int = 300) -> tuple[Any, float]:
+    """Execute a notebook in a fresh kernel, as Run All does; return it executed and the seconds its cells took.
+
+    A cell tagged `raises-exception` may fail, as it does in the lesson; any other error raises.
+    """
     import nbformat
     from nbclient import NotebookClient
 
@@ -212,4 +216,9 @@ def run_all_seconds(path: Path, timeout: int = 300) -> float:
         started = time.perf_counter()
         for index, cell in enumerate(notebook.cells):
             client.execute_cell(cell, index)
-        return time.perf_counter() - started
+        return notebook, time.perf_counter() - started
+
+
+def run_all_seconds(path: Path, timeout: int = 300) -> float:
+    """Execute a notebook in a fresh kernel, as Run All does, and return the seconds its cells took."""
+    return execute(path, timeout)[1]

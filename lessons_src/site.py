@@ -20,6 +20,7 @@ from lessons_src.notebooks import (
     binder_url,
     contents_table,
     course_notebooks,
+    execute,
     github_repository,
     title_of,
 )
@@ -83,17 +84,10 @@ def page_name(path: Path) -> str:
 
 
 def execute_notebook(path: Path, into: Path, timeout: int = EXECUTE_TIMEOUT_S) -> Path:
-    """Run every cell of a notebook in a fresh kernel, as Run All does, and write the executed copy into `into`.
-
-    A cell tagged `raises-exception` may fail, as it does in the lesson; any other error stops the build.
-    """
+    """Run every cell of a notebook in a fresh kernel (`notebooks.execute`) and write the executed copy into `into`."""
     import nbformat
-    from nbclient import NotebookClient
 
-    notebook = nbformat.read(path, as_version=4)
-    NotebookClient(
-        notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
-    ).execute()
+    notebook, _ = execute(path, timeout)
     into.mkdir(parents=True, exist_ok=True)
     target = into / path.name
     nbformat.write(notebook, target)
