@@ -23,6 +23,11 @@ ROOT = Path(__file__).resolve().parent
 SUPPORTED = [(3, 14), (3, 13), (3, 12), (3, 11)]  # newest first; pyproject.toml's requires-python says the same
 PINNED_FILES = ("requirements.txt", "constraints.txt", "pyproject.toml")
 LAB_SETTINGS = ROOT / "jupyterlab" / "overrides.json"  # the course's JupyterLab settings, for every environment
+# Installed by jupyter-events (it asks for jsonschema[format-nongpl]) and used by nothing here: it only lets jsonschema
+# check the "iri" format. But jsonschema imports it whenever it is installed, and it builds ~35 Lark parsers on import:
+# 1 s of CPU in every process that imports Prefect (`import prefect` took 2.1 s with it, 1.0 s without, measured here;
+# python-jsonschema/jsonschema#1428). Every worker, flow-run process, kernel and test process pays it, so it goes.
+UNUSED_SLOW_PACKAGES = ("rfc3987-syntax",)
 INSTALL_HELP = """No supported Python (3.11 to 3.14) was found. Install one, then run this command again:
   Windows:        winget install Python.Python.3.13   (or python.org; then: py course.py)
   macOS:          brew install python@3.13             (or python.org)
@@ -89,6 +94,15 @@ def install_lab_settings(prefix: Path) -> Path:
     return target
 
 
+def remove_unused_slow_packages(python: Path | str) -> None:
+    """Uninstall UNUSED_SLOW_PACKAGES from the environment of `python` (nothing happens where they are absent)."""
+    subprocess.run(
+        [str(python), "-m", "pip", "uninstall", "--disable-pip-version-check", "--yes", "-qq", *UNUSED_SLOW_PACKAGES],
+        cwd=ROOT,
+        check=True,
+    )
+
+
 def ensure_environment(venv: Path, requested: str | None) -> Path:
     """Create `venv` and install the pinned set into it unless it is already up to date; return its Python."""
     python = venv_python(venv)
@@ -118,6 +132,7 @@ def ensure_environment(venv: Path, requested: str | None) -> Path:
         cwd=ROOT,
         check=True,
     )
+    remove_unused_slow_packages(python)
     install_lab_settings(venv)
     stamp.write_text(pins_digest(version))
     print(f"[setup] ready in {time.monotonic() - started:.0f} s", flush=True)

@@ -59,3 +59,16 @@ def _refuse_installs(run):
         return run(command, *args, **kwargs)
 
     return guarded
+
+
+def test_the_environment_lacks_the_package_that_adds_a_second_to_every_prefect_import():
+    from importlib.metadata import PackageNotFoundError, version
+
+    for name in bootstrap.UNUSED_SLOW_PACKAGES:
+        with pytest.raises(PackageNotFoundError):
+            installed = version(name)
+            pytest.fail(
+                f"{name} {installed} is installed: every process that imports Prefect spends about 1 s "
+                "importing it (course.UNUSED_SLOW_PACKAGES); `python course.py install` removes it"
+            )
+    bootstrap.remove_unused_slow_packages(sys.executable)  # absent: nothing to do, and no error
