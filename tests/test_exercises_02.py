@@ -11,9 +11,26 @@ from prefect.tasks import exponential_backoff
 
 from lessons_src.checks import TODO
 from lessons_src.exercises import exercises
+from lessons_src.exercises.e02_retries import waits_grow
 
 EX = exercises("02")
 http = httpx.Client(timeout=2.0)
+
+
+@pytest.mark.parametrize(
+    ("waits", "grow"),
+    [
+        ([0.05, 0.1, 0.2, 0.4], True),  # exponential_backoff(0.05), as measured on a quiet machine
+        ([0.1, 0.1, 0.2, 0.2], True),  # a rising list with steps
+        ([0.1, 0.3], True),
+        ([0.098, 0.1, 0.1, 0.1], False),  # a fixed 0.1 s delay as CI once measured it: noise, not growth
+        ([0.1, 0.1, 0.1, 0.1], False),
+        ([0.4, 0.2, 0.1, 0.05], False),
+        ([0.05, 0.2, 0.1, 0.4], False),
+    ],
+)
+def test_measured_waits_grow_only_beyond_the_stamping_noise(waits, grow):
+    assert waits_grow(waits) is grow, waits
 
 
 def test_template_with_todo_values_is_unsolved():

@@ -195,3 +195,44 @@ def test_reference_tasks_run_outside_a_flow(fresh_demo_api):
     assert get_condition.fn("oslo", 0) == "snow"
     assert asyncio.run(get_condition_async.fn("cairo", 0)) == "sunny"
     assert crunch_task.fn(10) == os.getpid()
+
+
+class _Stats:
+    """What the demo API's stats look like to the budget grader: no 429, 4 in flight, and a span by its clock."""
+
+    def __init__(self, span: float) -> None:
+        self.rejected, self.peak_in_flight = 0, 4
+        self.requests = [{"accepted": True, "arrived": 0.0, "finished": span}]
+
+
+class _Completed:
+    name = "Completed"
+
+    def is_completed(self) -> bool:
+        return True
+
+
+def _runs_taking(monkeypatch, spans: list[float]) -> list[float]:
+    """Make the budget grader's runs report `spans` one after another; return the list it consumes."""
+    from lessons_src.exercises import e04_concurrency
+
+    left = list(spans)
+    value = e04_concurrency._expected_conditions(e04_concurrency.BUDGET_CITIES)
+    monkeypatch.setattr(e04_concurrency, "_budget_run", lambda answer: (value, _Completed(), _Stats(left.pop(0))))
+    return left
+
+
+def test_a_right_answer_slowed_twice_by_a_busy_machine_passes_on_its_third_run(monkeypatch):
+    from lessons_src.exercises.e04_concurrency import _grade_time_budget
+
+    left = _runs_taking(monkeypatch, [2.3, 1.9, 1.3])
+    assert "in 1.30 s" in _grade_time_budget(conditions_four_threads_submitted) and left == []
+
+
+def test_a_right_answer_slowed_on_every_run_is_the_machine_s_problem_not_the_learner_s(monkeypatch):
+    from lessons_src.checks import CourseProblem
+    from lessons_src.exercises.e04_concurrency import _grade_time_budget
+
+    _runs_taking(monkeypatch, [2.3, 1.9, 2.0])
+    with pytest.raises(CourseProblem, match=r"3 times in a row .* 2\.30, 1\.90, 2\.00 s"):
+        _grade_time_budget(conditions_four_threads_submitted)

@@ -103,6 +103,9 @@ BUDGET_CITIES = CITIES + ["oslo", "tokyo"]
 DELAY = 0.3
 BUDGET_DELAY = 0.6
 BUDGET_SECONDS = 1.8  # 4 at once: 2 waves, 1.2 s; 3 at once: 3 waves, 1.8 s at the very least, so over the budget
+# Runs of a right answer before the machine is blamed: on a quiet machine the slowest right answer (an asyncio gate)
+# took 1.33-1.40 s and 1.47-1.50 s with two CPU burners, but CI under 4 test processes went past 1.8 s twice in a row.
+BUDGET_ATTEMPTS = 3
 SERVICE_LIMIT = 4
 CPU_ITERATIONS = 2_000_000  # about 0.2 s per job on an idle core
 
@@ -214,7 +217,7 @@ def _grade_time_budget(answer: Any) -> str:
         answer, (BUDGET_CITIES, BUDGET_DELAY), "conditions_within_budget", "two arguments, the cities and the delay"
     )
     spans: list[float] = []
-    for _ in range(2):
+    for _ in range(BUDGET_ATTEMPTS):
         value, state, stats = _budget_run(answer)
         expect(
             stats.rejected == 0,
@@ -240,10 +243,10 @@ def _grade_time_budget(answer: Any) -> str:
         )
         # 4 at once and no 429, yet over the budget: Prefect's per-task bookkeeping on a busy machine. Once more.
     raise CourseProblem(
-        f"your flow ran {SERVICE_LIMIT} calls at once with no 429, as it should, but twice in a row this machine "
-        f"stretched the {len(BUDGET_CITIES)} calls to {spans[0]:.2f} s and {spans[1]:.2f} s (ideal "
-        f"{2 * BUDGET_DELAY:.1f} s, budget {BUDGET_SECONDS} s): Prefect's bookkeeping for each task run was slowed "
-        "by other work. Close other notebooks or programs and run the check again."
+        f"your flow ran {SERVICE_LIMIT} calls at once with no 429, as it should, but {BUDGET_ATTEMPTS} times in a "
+        f"row this machine stretched the {len(BUDGET_CITIES)} calls to {', '.join(f'{s:.2f}' for s in spans)} s "
+        f"(ideal {2 * BUDGET_DELAY:.1f} s, budget {BUDGET_SECONDS} s): Prefect's bookkeeping for each task run was "
+        "slowed by other work. Close other notebooks or programs and run the check again."
     )
 
 
