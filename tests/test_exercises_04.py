@@ -173,7 +173,6 @@ def test_wrong_answers_are_rejected_twice_alike(graded, fresh_demo_api, number, 
     [
         (1, choices_in_capitals),
         (2, conditions_async_flow_submitting),
-        (3, conditions_semaphore),
         (3, conditions_four_threads_submitted),
         (4, conditions_task_group),
         (5, crunch_all_submitted),
@@ -236,3 +235,24 @@ def test_a_right_answer_slowed_on_every_run_is_the_machine_s_problem_not_the_lea
     _runs_taking(monkeypatch, [2.3, 1.9, 2.0])
     with pytest.raises(CourseProblem, match=r"3 times in a row .* 2\.30, 1\.90, 2\.00 s"):
         _grade_time_budget(conditions_four_threads_submitted)
+
+
+def test_an_asyncio_gate_is_right_and_a_busy_machine_is_never_blamed_on_the_learner(course_server, fresh_demo_api):
+    """An async flow gating its tasks with asyncio.Semaphore(4) is a right answer written differently.
+
+    Its task bookkeeping runs on one event loop inside the gate, so it is the answer most stretched by a loaded
+    machine: 1.33-1.40 s quiet and 1.47-1.50 s beside two CPU burners (budget 1.8 s), but 1.79 s and then 3.13,
+    2.28 and 2.21 s in CI under 4 test processes. There the check must say the machine is at fault, with the spans,
+    and never fail the learner; the threaded right answers above must pass outright.
+    """
+    import logging
+
+    from lessons_src.logs import quiet_console
+
+    with quiet_console(logging.CRITICAL):
+        outcomes = [EX.evaluate(3, conditions_semaphore) for _ in range(2)]
+    for outcome in outcomes:
+        assert outcome.status == "passed" or (
+            outcome.status == "course-problem" and "4 calls at once with no 429" in outcome.message
+        ), outcome
+        assert "Traceback" not in outcome.message, outcome
