@@ -94,6 +94,17 @@ def fresh_demo_api(demo_api):
 
 
 @pytest.fixture
+def no_course_server(monkeypatch):
+    """Checks that need no server run without PREFECT_API_URL.
+
+    A failed check asks whether the course's server answers, so that a learner is not blamed for the course; the
+    server an earlier test of this process started may be stopped or too busy to answer within 2 s by then (CI once
+    graded test_progress's three wrong answers "course-problem" for that).
+    """
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+
+
+@pytest.fixture
 def graded(course_server):
     """Return `graded(exercises, number, answer)`: the outcome of grading the answer twice, once both agree.
 

@@ -17,12 +17,7 @@ from lessons_src.checks import (
 )
 from lessons_src.exercises import available_pairs, exercises
 
-
-@pytest.fixture(autouse=True)
-def no_course_server(monkeypatch):
-    """These checks need no server: a failed one asks whether the course's server answers (so a learner is not
-    blamed for the course), and the server an earlier test of this process started may be stopped or busy by now."""
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+pytestmark = pytest.mark.usefixtures("no_course_server")  # these checks need no server
 
 
 def _double(x):

@@ -23,15 +23,9 @@ def _exercises() -> ExerciseSet:
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    """A course home of this test's own, for a learner called ada, whose checks need no server.
-
-    A failed check asks whether the course's server answers, so that a learner is not blamed for the course: the
-    server an earlier test of this process started (PREFECT_API_URL) may be stopped by now, or too busy to answer
-    within 2 s, and CI once graded all three wrong answers here "course-problem" for that.
-    """
+def home(tmp_path, monkeypatch, no_course_server):
+    """A course home of this test's own, for a learner called ada, whose checks need no server."""
     monkeypatch.setenv("JUPYTERHUB_USER", "ada")
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
     with course_home_at(tmp_path / "ada") as path:
         yield path
 
