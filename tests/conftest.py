@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -16,30 +18,39 @@ PAIR_IN_TEST_ID = re.compile(r"test_exercises_(\d\d)\.py|::TestPair(\d\d)::|^not
 
 
 def pytest_configure(config):
-    """Under `python -m lessons_src test`, give this test process a course home of its own (one per xdist worker)."""
+    """Give this test process a course home of its own (one per xdist worker), never the learner's course home.
+
+    `python -m lessons_src test` names the folder for these homes; a plain `pytest` run makes a temporary one here,
+    before xdist starts its workers (they inherit it), and removes it at the end.
+    """
     from lessons_src.cli import TEST_HOMES
     from lessons_src.server import DEFAULT_PORT, PORT_SETTING
 
-    homes = os.environ.get(TEST_HOMES)
-    if homes:
-        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-        home = Path(homes) / worker
-        home.mkdir(parents=True, exist_ok=True)
-        os.environ["COURSE_HOME"] = str(home)
-        index = int(worker[2:]) + 1 if worker.startswith("gw") else 0
-        os.environ[PORT_SETTING] = str(DEFAULT_PORT + 10 * index)  # parallel starts do not race for the same port
+    if not os.environ.get(TEST_HOMES) and not hasattr(config, "workerinput"):
+        config.course_test_homes = Path(tempfile.mkdtemp(prefix="course-test-"))
+        os.environ[TEST_HOMES] = str(config.course_test_homes)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    home = Path(os.environ[TEST_HOMES]) / worker
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["COURSE_HOME"] = str(home)
+    index = int(worker[2:]) + 1 if worker.startswith("gw") else 0
+    os.environ[PORT_SETTING] = str(DEFAULT_PORT + 10 * index)  # parallel starts do not race for the same port
 
 
 def pytest_unconfigure(config):
-    """Stop what this test process started in its own course home, whatever failed."""
-    from lessons_src.cli import TEST_HOMES, stop_course_services
+    """Stop what this test process started in its own course home, whatever failed; remove a folder it made."""
+    from lessons_src.cli import stop_course_services
 
-    if os.environ.get(TEST_HOMES) and os.environ.get("COURSE_HOME"):
-        if "prefect.logging.handlers" in sys.modules:  # send the last flow logs while the server still answers
-            from prefect.logging.handlers import APILogWorker
+    if "prefect.logging.handlers" in sys.modules:  # send the last flow logs while the server still answers
+        from prefect.logging.handlers import APILogWorker
 
-            APILogWorker.drain_all(timeout=5)
-        stop_course_services(Path(os.environ["COURSE_HOME"]))
+        APILogWorker.drain_all(timeout=5)
+    stop_course_services(Path(os.environ["COURSE_HOME"]))
+    made = getattr(config, "course_test_homes", None)
+    if made:  # the workers have ended by now: stop anything a worker's home still runs, then remove them all
+        for home in sorted(p for p in made.iterdir() if p.is_dir()):
+            stop_course_services(home)
+        shutil.rmtree(made, ignore_errors=True)
 
 
 def pytest_addoption(parser):
