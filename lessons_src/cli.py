@@ -159,6 +159,13 @@ def stop_course_services(home: Path) -> None:
         server.stop_server()
 
 
+def remove_test_homes(homes: Path) -> None:
+    """Stop the services of every course home under `homes` (one per test process), then remove the folder."""
+    for home in sorted(p for p in homes.iterdir() if p.is_dir()):
+        stop_course_services(home)
+    shutil.rmtree(homes, ignore_errors=True)
+
+
 def _test(pytest_args: Sequence[str], pairs: Sequence[str] = (), workers: int = TEST_WORKERS) -> int:
     """Run lint, unit tests and the notebooks (of `pairs`, or all) in course homes of their own; stop all they start.
 
@@ -194,9 +201,7 @@ def _test(pytest_args: Sequence[str], pairs: Sequence[str] = (), workers: int = 
             env={**os.environ, TEST_HOMES: str(homes)},
         )
     finally:
-        for home in sorted(p for p in homes.iterdir() if p.is_dir()):
-            stop_course_services(home)
-        shutil.rmtree(homes, ignore_errors=True)
+        remove_test_homes(homes)
     return tests or lint or fmt
 
 

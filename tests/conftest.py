@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -39,18 +38,17 @@ def pytest_configure(config):
 
 def pytest_unconfigure(config):
     """Stop what this test process started in its own course home, whatever failed; remove a folder it made."""
-    from lessons_src.cli import stop_course_services
+    from lessons_src.cli import remove_test_homes, stop_course_services
 
     if "prefect.logging.handlers" in sys.modules:  # send the last flow logs while the server still answers
         from prefect.logging.handlers import APILogWorker
 
         APILogWorker.drain_all(timeout=5)
-    stop_course_services(Path(os.environ["COURSE_HOME"]))
     made = getattr(config, "course_test_homes", None)
-    if made:  # the workers have ended by now: stop anything a worker's home still runs, then remove them all
-        for home in sorted(p for p in made.iterdir() if p.is_dir()):
-            stop_course_services(home)
-        shutil.rmtree(made, ignore_errors=True)
+    if made:  # the workers have ended by now: this stops their homes' services and this process's own
+        remove_test_homes(made)
+    else:
+        stop_course_services(Path(os.environ["COURSE_HOME"]))
 
 
 def pytest_addoption(parser):
