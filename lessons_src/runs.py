@@ -15,7 +15,7 @@ from prefect.client.schemas.objects import FlowRun, TaskRun
 from prefect.client.schemas.sorting import TaskRunSort
 from prefect.states import State
 
-from lessons_src.tolerances import EVENTS_QUIET_S, RECORDING_QUIET_S
+from lessons_src.tolerances import EVENTS_QUIET_S, RECORDING_QUIET_S, RECORDS_DEADLINE_S
 
 T = TypeVar("T")
 
@@ -110,7 +110,10 @@ def _settled(run: TaskRun) -> bool:
 
 
 def settled_task_runs(
-    run: State | FlowRun | UUID | str, expected: int | None = None, timeout: float = 10.0, or_fewer: bool = False
+    run: State | FlowRun | UUID | str,
+    expected: int | None = None,
+    timeout: float = RECORDS_DEADLINE_S,
+    or_fewer: bool = False,
 ) -> list[TaskRun]:
     """Return the Prefect client's TaskRun objects of a flow run once all are settled and `expected` exist.
 
@@ -153,7 +156,10 @@ def settled_task_runs(
 
 
 def task_runs(
-    run: State | FlowRun | UUID | str, expected: int | None = None, timeout: float = 10.0, or_fewer: bool = False
+    run: State | FlowRun | UUID | str,
+    expected: int | None = None,
+    timeout: float = RECORDS_DEADLINE_S,
+    or_fewer: bool = False,
 ) -> list[TaskRunRecord]:
     """Return a flow run's task runs by start time, once recorded and settled (see `settled_task_runs`)."""
     records = [_record(r) for r in settled_task_runs(run, expected, timeout, or_fewer)]
@@ -181,7 +187,9 @@ def peak_overlap(records: list[TaskRunRecord]) -> int:
     return peak
 
 
-def flow_run_logs(run: State | FlowRun | UUID | str, contains: str | None = None, timeout: float = 5.0) -> list[str]:
+def flow_run_logs(
+    run: State | FlowRun | UUID | str, contains: str | None = None, timeout: float = RECORDS_DEADLINE_S
+) -> list[str]:
     """Return the log messages stored for a flow run, waiting up to `timeout` s for one containing `contains`."""
     log_filter = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id_of(run)]))
     deadline = time.monotonic() + timeout

@@ -147,7 +147,7 @@ def _grade_count_items(answer: Any) -> str:
         state.is_completed() and value == 3,
         f"count_items({items}) should return 3; {_ended(state, value)}",
     )
-    messages = flow_run_logs(state, contains="counted 3 items")
+    messages = flow_run_logs(state, contains="counted 3 items", timeout=10.0)  # a wrong answer waits this long
     close = [m for m in messages if "counted" in m]
     expect(
         any("counted 3 items" in m for m in messages),

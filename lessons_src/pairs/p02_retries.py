@@ -14,6 +14,7 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.states import State
 
 from lessons_src.runs import settled_task_runs
+from lessons_src.tolerances import RECORDS_DEADLINE_S
 
 STATUS_COLOURS = {200: "#2e9d5b", 201: "#2e9d5b", 429: "#f0a030"}
 FAILURE_COLOUR = "#d64545"
@@ -36,7 +37,7 @@ class RetryHistory:
 
 
 def retry_histories(
-    run: State | FlowRun | UUID | str, expected: int | None = None, timeout: float = 10.0
+    run: State | FlowRun | UUID | str, expected: int | None = None, timeout: float = RECORDS_DEADLINE_S
 ) -> dict[str, RetryHistory]:
     """Return each task run of a flow run by name, with its states in order and the delay of each AwaitingRetry."""
     runs = settled_task_runs(run, expected, timeout)

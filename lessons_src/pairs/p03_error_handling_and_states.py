@@ -14,6 +14,7 @@ from prefect.states import State
 
 from lessons_src.demo_api import DemoAPI
 from lessons_src.runs import TaskRunRecord, flow_run_id_of, poll_until
+from lessons_src.tolerances import RECORDS_DEADLINE_S
 
 
 def flow_run_history(run: State | FlowRun | UUID | str) -> list[str]:
@@ -23,7 +24,7 @@ def flow_run_history(run: State | FlowRun | UUID | str) -> list[str]:
     return [s.name for s in sorted(states, key=lambda s: s.timestamp)]
 
 
-def task_run_histories(run: State | FlowRun | UUID | str, timeout: float = 10.0) -> dict[str, list[str]]:
+def task_run_histories(run: State | FlowRun | UUID | str, timeout: float = RECORDS_DEADLINE_S) -> dict[str, list[str]]:
     """Return each task run's name mapped to the names of its states, oldest first, once each history is final."""
     flow_filter = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id_of(run)]))
     with get_client(sync_client=True) as client:

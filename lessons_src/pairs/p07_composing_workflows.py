@@ -20,6 +20,7 @@ from prefect.client.schemas.sorting import FlowRunSort
 from prefect.states import State
 
 from lessons_src.runs import flow_run_id_of, poll_until
+from lessons_src.tolerances import RECORDS_DEADLINE_S
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class GraphNode:
 
 
 def subflow_runs(
-    parent: State | FlowRun | UUID | str, expected: int | None = None, timeout: float = 10.0
+    parent: State | FlowRun | UUID | str, expected: int | None = None, timeout: float = RECORDS_DEADLINE_S
 ) -> list[SubflowRun]:
     """Return the flow runs started from inside `parent`, oldest first, waiting until all are final."""
     parent_id = flow_run_id_of(parent)
