@@ -194,6 +194,10 @@ def _server_env(port: int, db: database.Database | None = None) -> dict[str, str
     env.update(SERVER_SETTINGS)
     env.update(_remote_ui_settings(port))
     env["PREFECT_HOME"] = str(prefect_home())
+    # The UI's files, copied with this server's URL prefix written into them, live in the course home: by default
+    # Prefect writes them inside the installed package, where a server started with another prefix (Binder's proxy,
+    # a parallel test) deletes and rewrites them while this one starts ("index.html does not exist").
+    env["PREFECT_SERVER_UI_STATIC_DIRECTORY"] = str(prefect_home() / "ui_build")
     env["PREFECT_API_URL"] = f"http://{HOST}:{port}/api"
     if db is not None and db.url:
         env["PREFECT_API_DATABASE_CONNECTION_URL"] = db.url

@@ -54,6 +54,14 @@ def test_the_server_runs_with_the_course_settings(started):
         assert str(value).lower() == wanted.lower() or (isinstance(value, float) and value == float(wanted)), name
 
 
+def test_the_ui_is_served_from_files_in_the_course_home(started, temp_home):
+    """Servers with other URL prefixes (Binder, parallel tests) must not rewrite the files this one serves."""
+    copies = list((temp_home / "prefect_home" / "ui_build").rglob("index.html"))
+    assert copies, "the UI's files should be copied into the course home, not the installed package"
+    page = httpx.get(f"http://127.0.0.1:{started.port}/", timeout=10)
+    assert page.status_code == 200 and "<html" in page.text.lower(), f"the UI answered {page.status_code}"
+
+
 def test_second_start_reuses_the_running_server(started):
     again = server.start_server()
     assert again == started
